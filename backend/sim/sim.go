@@ -1,0 +1,294 @@
+// Package sim is the software back-end: each enclave is a child process, executed from a sealed
+// in-memory copy of its image that was measured after sealing, and sandboxed (namespaces,
+// seccomp, landlock, no core dumps, not dumpable) so that it can do no more than an enclave on the
+// strictest hardware back-end.
+//
+// sim does NOT protect an enclave from root or from the kernel, and its attestation evidence is
+// signed by a software key. It is for development, CI and tests. See docs/threat-model.md.
+package sim
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/asylo-go/asylo/backend"
+	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/internal/sandbox"
+	"github.com/asylo-go/asylo/internal/shm"
+	"github.com/asylo-go/asylo/internal/wire"
+)
+
+// Name is the back-end's name.
+const Name = "sim"
+
+// maxImage bounds the size of an enclave image.
+const maxImage = 1 << 30
+
+// Option configures the back-end.
+type Option func(*Backend)
+
+// Switchless carries the protocol over shared memory with bounded spinning instead of the
+// socket: calls return in about a microsecond instead of tens, at the price of CPU time spent
+// polling while calls are in flight (docs/shm.md).
+func Switchless() Option { return func(b *Backend) { b.switchless = true } }
+
+// InsecureNoSandbox starts the enclave without seccomp, landlock and namespaces. It exists for
+// debugging the sandbox itself; an enclave started this way can do anything its user can.
+func InsecureNoSandbox() Option { return func(b *Backend) { b.noSandbox = true } }
+
+// Backend is the sim back-end. The zero value is not usable; call New.
+type Backend struct {
+	switchless bool
+	noSandbox  bool
+}
+
+// New returns the sim back-end.
+func New(opts ...Option) *Backend {
+	b := &Backend{}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return Name }
+
+// Errors of this back-end.
+var (
+	// ErrTooLarge: the image exceeds 1 GiB.
+	ErrTooLarge = errors.New("sim: enclave image too large")
+)
+
+// Image is an enclave image copied into a sealed memfd and measured there: its bytes can no
+// longer change, so what is executed is exactly what was measured.
+type Image struct {
+	f           *os.File
+	Measurement identity.Measurement
+	Size        int64
+}
+
+// Close releases the image.
+func (im *Image) Close() error { return im.f.Close() }
+
+// LoadImage copies the file at path into a sealed memfd and measures the sealed copy.
+func LoadImage(path string) (*Image, error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("sim: opening enclave: %w", err)
+	}
+	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", backend.ErrNotEnclave, path)
+	}
+	if st.Size() > maxImage {
+		return nil, fmt.Errorf("%w: %s is %d bytes (limit %d)", ErrTooLarge, path, st.Size(), maxImage)
+	}
+	var magic [4]byte
+	if _, err := src.ReadAt(magic[:], 0); err != nil || !bytes.Equal(magic[:], []byte("\x7fELF")) {
+		return nil, fmt.Errorf("%w: %s is not an ELF executable", backend.ErrNotEnclave, path)
+	}
+
+	fd, err := unix.MemfdCreate("asylo-enclave", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("sim: memfd_create: %w", err)
+	}
+	mf := os.NewFile(uintptr(fd), "asylo-enclave")
+	// The kernel copies page-cache to page-cache; no bytes pass through this process.
+	n, err := io.Copy(mf, io.LimitReader(src, maxImage+1))
+	if err != nil {
+		mf.Close()
+		return nil, fmt.Errorf("sim: copying enclave image: %w", err)
+	}
+	if n > maxImage {
+		mf.Close()
+		return nil, fmt.Errorf("%w: %s grew past %d bytes while being read", ErrTooLarge, path, maxImage)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(mf.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		mf.Close()
+		return nil, fmt.Errorf("sim: sealing enclave image: %w", err)
+	}
+	// Measure the sealed copy, not the file: the file may change, the memfd cannot.
+	m, err := measureFD(mf, n)
+	if err != nil {
+		mf.Close()
+		return nil, err
+	}
+	return &Image{f: mf, Measurement: m, Size: n}, nil
+}
+
+func measureFD(f *os.File, n int64) (identity.Measurement, error) {
+	var m identity.Measurement
+	if n == 0 {
+		return identity.Measurement(sha256.Sum256(nil)), nil
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(n), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return m, fmt.Errorf("sim: mapping enclave image: %w", err)
+	}
+	m = sha256.Sum256(mem)
+	unix.Munmap(mem)
+	return m, nil
+}
+
+// Start implements backend.Backend.
+func (b *Backend) Start(ctx context.Context, spec backend.Spec) (backend.Instance, error) {
+	img, err := LoadImage(spec.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	id, err := backend.ResolveIdentity(Name, spec.Path, img.Measurement, spec.Debug)
+	if err != nil {
+		return nil, err
+	}
+	return b.start(ctx, spec, img, id)
+}
+
+func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id identity.Identity) (backend.Instance, error) {
+	logger := spec.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sim: socketpair: %w", err)
+	}
+	childSock := os.NewFile(uintptr(fds[1]), "asylo-child")
+	defer childSock.Close()
+	hostFile := os.NewFile(uintptr(fds[0]), "asylo-host")
+	hostSock, err := net.FileConn(hostFile) // through the net poller, with writev
+	hostFile.Close()
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+
+	// ExtraFiles become fds 3, 4, 5 in the child (docs/wire.md, launch contract in internal/wire).
+	extra := []*os.File{childSock, img.f}
+	env := append(append([]string(nil), spec.Env...),
+		wire.EnvChannel+"=3", wire.EnvImage+"=4")
+	var sc *shm.Conn
+	if b.switchless {
+		var sf *os.File
+		sc, sf, err = shm.New(shm.Options{})
+		if err != nil {
+			hostSock.Close()
+			return nil, fmt.Errorf("sim: shared memory: %w", err)
+		}
+		defer sf.Close()
+		extra = append(extra, sf)
+		env = append(env, wire.EnvSharedMemory+"=5")
+	}
+	cmd := &exec.Cmd{
+		// Executing the sealed memfd through the child's own fd 4: the bytes the kernel maps are
+		// the measured bytes, whatever happens to spec.Path meanwhile.
+		Path:       "/proc/self/fd/4",
+		Args:       append([]string{filepath.Base(spec.Path)}, spec.Args...),
+		Env:        env,
+		ExtraFiles: extra,
+		Stdout:     spec.Stdout,
+		Stderr:     spec.Stderr,
+	}
+	if b.noSandbox {
+		logger.Warn("sim: starting enclave WITHOUT sandbox (InsecureNoSandbox)")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	} else {
+		attr, warnings := sandbox.ProcAttr()
+		for _, w := range warnings {
+			logger.Warn("sim: reduced isolation", "reason", w)
+		}
+		cmd.SysProcAttr = attr
+		cmd.Env = append(cmd.Env, wire.EnvSandbox+"=1")
+	}
+	if err := cmd.Start(); err != nil {
+		hostSock.Close()
+		if sc != nil {
+			sc.Close()
+		}
+		return nil, fmt.Errorf("sim: starting enclave process: %w", err)
+	}
+	in := &instance{cmd: cmd, id: id, done: make(chan struct{})}
+	if sc != nil {
+		in.ch = &shmChannel{Conn: sc, sock: hostSock}
+	} else {
+		in.ch = hostSock
+	}
+	go in.wait()
+	return in, nil
+}
+
+// shmChannel is the host end in switchless mode: protocol over shared memory, with the socket
+// kept open beside it so the enclave's end stays valid.
+type shmChannel struct {
+	*shm.Conn
+	sock net.Conn
+}
+
+func (c *shmChannel) Close() error {
+	err := c.Conn.Close()
+	c.sock.Close()
+	return err
+}
+
+type instance struct {
+	cmd  *exec.Cmd
+	ch   io.ReadWriteCloser
+	id   identity.Identity
+	done chan struct{}
+	err  error
+	once sync.Once
+}
+
+func (i *instance) wait() {
+	err := i.cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		ws, _ := ee.Sys().(syscall.WaitStatus)
+		xe := &backend.ExitError{Code: ee.ExitCode()}
+		if ws.Signaled() {
+			xe.Signal = ws.Signal().String()
+		}
+		err = xe
+	} else if err != nil {
+		err = &backend.ExitError{Code: -1, Err: err}
+	}
+	i.err = err
+	close(i.done)
+	// A blocked reader on the shared-memory channel cannot see the process die; wake it.
+	if c, ok := i.ch.(*shmChannel); ok {
+		c.Conn.Close()
+	}
+}
+
+func (i *instance) Channel() io.ReadWriteCloser { return i.ch }
+func (i *instance) Identity() identity.Identity { return i.id }
+func (i *instance) Done() <-chan struct{}       { return i.done }
+func (i *instance) Pid() int                    { return i.cmd.Process.Pid }
+func (i *instance) Wait() error                 { <-i.done; return i.err }
+func (i *instance) Kill() error {
+	select {
+	case <-i.done:
+		return nil
+	default:
+	}
+	return i.cmd.Process.Kill()
+}
+

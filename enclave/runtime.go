@@ -1,0 +1,380 @@
+package enclave
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+
+	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/internal/wire"
+)
+
+// state is the enclave's lifecycle state (docs/wire.md, "Sequencing").
+type state int
+
+const (
+	stateUninitialized state = iota
+	stateInitializing
+	stateRunning
+	stateInitFailed
+	stateFinalizing
+	stateFinalized
+)
+
+func (s state) String() string {
+	return [...]string{"uninitialized", "initializing", "running", "initialization failed", "finalizing", "finalized"}[s]
+}
+
+const maxHostCalls = 64
+
+// server is one enclave instance: the runtime side of one host connection.
+type server struct {
+	conn    *wire.Conn
+	app     Application
+	opts    options
+	baseCtx context.Context
+
+	mu       sync.Mutex
+	state    state
+	calls    map[uint64]context.CancelFunc // in-flight RUN/CALL/INIT/FINALIZE
+	inflight sync.WaitGroup                // RUN and CALL only, awaited by FINALIZE
+	params   wire.InitParams
+	initOK   bool
+	logger   *slog.Logger
+
+	hmu       sync.Mutex
+	hostCalls map[uint64]chan hostResult
+	nextHost  uint64
+	hostSem   chan struct{}
+	closed    chan struct{}
+	closeErr  error
+
+	done chan struct{} // closed after FINALIZE's RESULT was written
+}
+
+type hostResult struct {
+	status wire.Status
+	body   []byte
+}
+
+// Serve runs the enclave runtime for app over rw until the host finalizes the enclave (then it
+// returns nil) or the connection fails. Applications call Run; Serve exists for back-ends that
+// host the runtime themselves (inprocess) and for tests.
+func Serve(ctx context.Context, rw io.ReadWriteCloser, app Application, opts ...Option) error {
+	if app == nil {
+		return errors.New("enclave: nil Application")
+	}
+	o := options{handlers: map[string]HandlerFunc{}, maxCalls: 256, maxBody: wire.DefaultMaxBody}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			rw.Close()
+			return err
+		}
+	}
+	s := &server{
+		conn:      wire.NewConn(rw, o.maxBody),
+		app:       app,
+		opts:      o,
+		calls:     map[uint64]context.CancelFunc{},
+		hostCalls: map[uint64]chan hostResult{},
+		hostSem:   make(chan struct{}, maxHostCalls),
+		closed:    make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	s.baseCtx = context.WithValue(ctx, serverKey{}, s)
+	s.logger = slog.New(&logHandler{s: s, level: slog.LevelInfo})
+	err := s.serve()
+	s.conn.Close()
+	s.closeHostCalls(err)
+	return err
+}
+
+func (s *server) serve() error {
+	hello := wire.AppendHello(nil, wire.Hello{Version: wire.Version, MaxBody: uint32(s.opts.maxBody)})
+	if err := s.conn.WriteFrame(wire.KindHello, 0, hello); err != nil {
+		return fmt.Errorf("enclave: sending HELLO: %w", err)
+	}
+	frames := make(chan error, 1)
+	go func() { frames <- s.readLoop() }()
+	select {
+	case err := <-frames:
+		return err
+	case <-s.done:
+		return nil
+	}
+}
+
+func (s *server) readLoop() error {
+	for {
+		f, err := s.conn.ReadFrame()
+		if err != nil {
+			select {
+			case <-s.done:
+				return nil
+			default:
+			}
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("enclave: host closed the connection")
+			}
+			return fmt.Errorf("enclave: reading from host: %w", err)
+		}
+		switch f.Kind {
+		case wire.KindInit, wire.KindRun, wire.KindCall, wire.KindFinalize:
+			if err := s.dispatch(f); err != nil {
+				return err
+			}
+		case wire.KindCancel:
+			s.mu.Lock()
+			cancel := s.calls[f.ID]
+			s.mu.Unlock()
+			if cancel != nil {
+				cancel()
+			}
+		case wire.KindHostResult:
+			if err := s.deliverHostResult(f); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("enclave: %w: unexpected %v frame from host", wire.ErrProtocol, f.Kind)
+		}
+	}
+}
+
+// dispatch validates a request against the lifecycle and starts it. It returns an error only for
+// protocol violations, which end the connection.
+func (s *server) dispatch(f wire.Frame) error {
+	var req wire.Request
+	var init wire.InitParams
+	var err error
+	if f.Kind == wire.KindInit {
+		init, err = wire.ParseInit(f.Body)
+		req.Timeout, req.Input = init.Timeout, init.Config
+	} else {
+		req, err = wire.ParseRequest(f.Kind, f.Body)
+	}
+	if err != nil {
+		return err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.calls[f.ID]; dup {
+		return fmt.Errorf("enclave: %w: call id %d reused while pending", wire.ErrProtocol, f.ID)
+	}
+	reject := func(st wire.Status, msg string) error {
+		return s.writeResult(f.ID, st, []byte(msg))
+	}
+	switch f.Kind {
+	case wire.KindInit:
+		if s.state != stateUninitialized {
+			return reject(wire.StatusBadState, "INIT in state "+s.state.String())
+		}
+		s.state = stateInitializing
+		s.params = init
+		s.logger = slog.New(&logHandler{s: s, level: slog.Level(init.LogLevel)})
+	case wire.KindRun, wire.KindCall:
+		if s.state != stateRunning {
+			return reject(wire.StatusBadState, fmt.Sprintf("%v in state %v", f.Kind, s.state))
+		}
+		if len(s.calls) >= s.opts.maxCalls {
+			return reject(wire.StatusResourceExhausted, fmt.Sprintf("more than %d concurrent calls", s.opts.maxCalls))
+		}
+		if f.Kind == wire.KindCall && s.opts.handlers[req.Method] == nil {
+			return reject(wire.StatusUnknownMethod, fmt.Sprintf("no handler named %q", req.Method))
+		}
+		s.inflight.Add(1)
+	case wire.KindFinalize:
+		if s.state != stateRunning && s.state != stateInitFailed {
+			return reject(wire.StatusBadState, "FINALIZE in state "+s.state.String())
+		}
+		s.state = stateFinalizing
+	}
+
+	ctx, cancel := context.WithCancel(s.baseCtx)
+	if req.Timeout > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeout(ctx, req.Timeout)
+		c1 := cancel
+		cancel = func() { c2(); c1() }
+	}
+	s.calls[f.ID] = cancel
+	go s.serveCall(ctx, cancel, f.Kind, f.ID, req)
+	return nil
+}
+
+func (s *server) serveCall(ctx context.Context, cancel context.CancelFunc, kind wire.Kind, id uint64, req wire.Request) {
+	var out []byte
+	var err error
+	switch kind {
+	case wire.KindInit:
+		err = s.protect(func() error { return s.app.Initialize(ctx, req.Input) })
+		s.mu.Lock()
+		if err == nil {
+			s.state = stateRunning
+			s.initOK = true
+		} else {
+			s.state = stateInitFailed
+		}
+		s.mu.Unlock()
+	case wire.KindRun:
+		err = s.protect(func() (e error) { out, e = s.app.Run(ctx, req.Input); return })
+	case wire.KindCall:
+		h := s.opts.handlers[req.Method]
+		err = s.protect(func() (e error) { out, e = h(ctx, req.Input); return })
+	case wire.KindFinalize:
+		s.inflight.Wait()
+		s.mu.Lock()
+		initOK := s.initOK
+		s.mu.Unlock()
+		// After a failed Initialize there is nothing for Finalize to undo.
+		if initOK {
+			err = s.protect(func() error { return s.app.Finalize(ctx, req.Input) })
+		}
+	}
+	status, body := statusOf(ctx, err, out)
+
+	s.mu.Lock()
+	delete(s.calls, id)
+	if kind == wire.KindFinalize {
+		s.state = stateFinalized
+	}
+	s.mu.Unlock()
+	cancel()
+	werr := s.writeResult(id, status, body)
+	if kind == wire.KindRun || kind == wire.KindCall {
+		s.inflight.Done()
+	}
+	if kind == wire.KindFinalize {
+		_ = werr // the host may already be gone; the enclave ends either way
+		close(s.done)
+	}
+}
+
+// panicError carries a recovered panic out of protect.
+type panicError struct{ msg string }
+
+func (p *panicError) Error() string { return p.msg }
+
+// protect runs f, turning a panic into an error so that enclave code can never take the runtime
+// (and with it the host's calls) down. The panic value crosses to the host as the call's error;
+// the stack is logged to the host only for debug enclaves, because a stack can reveal secrets.
+func (s *server) protect(f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &panicError{msg: fmt.Sprint(v)}
+			if s.identity().Debug {
+				s.logger.Error("enclave code panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			}
+		}
+	}()
+	return f()
+}
+
+func statusOf(ctx context.Context, err error, out []byte) (wire.Status, []byte) {
+	if err == nil {
+		return wire.StatusOK, out
+	}
+	msg := []byte(wire.TruncateMessage(err.Error()))
+	var pe *panicError
+	switch {
+	case errors.As(err, &pe):
+		return wire.StatusPanic, msg
+	case errors.Is(err, ErrInvalidArgument):
+		return wire.StatusInvalidArgument, msg
+	case ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded):
+		return wire.StatusDeadlineExceeded, msg
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return wire.StatusCanceled, msg
+	}
+	return wire.StatusApplication, msg
+}
+
+func (s *server) writeResult(id uint64, st wire.Status, body []byte) error {
+	var h [2]byte
+	return s.conn.WriteFrame(wire.KindResult, id, wire.AppendStatus(h[:0], st), body)
+}
+
+// hostCall sends a HOSTCALL and waits for its HOSTRESULT.
+func (s *server) hostCall(ctx context.Context, op wire.Op, req []byte) ([]byte, error) {
+	select {
+	case s.hostSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.closed:
+		return nil, s.closeErr
+	}
+	defer func() { <-s.hostSem }()
+
+	ch := make(chan hostResult, 1)
+	s.hmu.Lock()
+	select {
+	case <-s.closed:
+		s.hmu.Unlock()
+		return nil, s.closeErr
+	default:
+	}
+	s.nextHost++
+	id := s.nextHost
+	s.hostCalls[id] = ch
+	s.hmu.Unlock()
+
+	var h [2]byte
+	if err := s.conn.WriteFrame(wire.KindHostCall, id, wire.AppendHostCallHeader(h[:0], op), req); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrHostClosed, err)
+	}
+	// On cancellation the entry stays registered: the host must still answer, and its late
+	// answer is then dropped instead of being taken for a protocol violation.
+	select {
+	case r := <-ch:
+		switch r.status {
+		case wire.StatusOK:
+			return r.body, nil
+		case wire.StatusUnimplemented:
+			return nil, fmt.Errorf("%w (op %d)", ErrUnsupported, op)
+		default:
+			return nil, fmt.Errorf("enclave: host call %d failed (%v): %s", op, r.status, r.body)
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.closed:
+		return nil, s.closeErr
+	}
+}
+
+func (s *server) deliverHostResult(f wire.Frame) error {
+	st, body, err := wire.ParseResult(wire.KindHostResult, f.Body)
+	if err != nil {
+		return err
+	}
+	s.hmu.Lock()
+	ch, ok := s.hostCalls[f.ID]
+	delete(s.hostCalls, f.ID)
+	s.hmu.Unlock()
+	if !ok {
+		return fmt.Errorf("enclave: %w: HOSTRESULT for unknown id %d", wire.ErrProtocol, f.ID)
+	}
+	ch <- hostResult{status: st, body: body}
+	return nil
+}
+
+func (s *server) closeHostCalls(err error) {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	if err == nil {
+		err = ErrHostClosed
+	} else {
+		err = fmt.Errorf("%w: %v", ErrHostClosed, err)
+	}
+	s.closeErr = err
+	close(s.closed)
+}
+
+func (s *server) identity() identity.Identity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.params.Identity
+}

@@ -1,0 +1,547 @@
+// Package host is the untrusted side of asylo: it loads enclaves, calls into them and destroys
+// them. Code in this package runs outside every enclave and is never trusted by one.
+//
+//	e, err := host.Load(ctx, host.LoadConfig{Path: "hello.enclave"})
+//	...
+//	out, err := e.Call(ctx, "greet", []byte("Ada"))
+//	...
+//	err = e.Destroy(ctx, nil)
+package host
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asylo-go/asylo/backend"
+	"github.com/asylo-go/asylo/backend/sim"
+	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/internal/wire"
+)
+
+// LoadConfig describes an enclave to load, as Asylo's EnclaveConfig.
+type LoadConfig struct {
+	// Path is the enclave binary. Required except for back-ends that run linked-in code.
+	Path string
+	// Backend starts the enclave; nil means the sim back-end.
+	Backend backend.Backend
+	// Name identifies the enclave in logs; it defaults to the binary's file name.
+	// At most 128 bytes of UTF-8.
+	Name string
+	// Args and Env are the enclave program's arguments (after its name) and its whole
+	// environment. Both are visible to the host and not secret.
+	Args []string
+	Env  []string
+	// Config is passed to the application's Initialize. It comes from the host: the enclave
+	// must validate it.
+	Config []byte
+	// LogLevel is the least level of enclave log records that reach Logger.
+	LogLevel slog.Level
+	// Logger receives the enclave's log records (tagged with enclave=Name) and the host's own
+	// diagnostics. Nil means slog.Default().
+	Logger *slog.Logger
+	// Stdout and Stderr receive the enclave's standard output and error. Nil discards them.
+	Stdout, Stderr io.Writer
+	// Debug allows an unsigned enclave to load, with a debug identity.
+	Debug bool
+	// MaxMessageSize bounds every message the enclave sends to the host (default 64 MiB,
+	// at most 1 GiB).
+	MaxMessageSize int
+}
+
+// Errors returned by this package. Calls fail with errors that match these with errors.Is.
+var (
+	// ErrEnclaveLost: the enclave process died or broke the protocol. The error is a *LostError
+	// carrying the exit status. Load the enclave again to continue.
+	ErrEnclaveLost = errors.New("enclave lost")
+	// ErrDestroyed: the enclave was destroyed by this host.
+	ErrDestroyed = errors.New("enclave destroyed")
+	// ErrPanic: enclave code panicked while serving the call. The enclave stays usable: the
+	// panic was confined to the call (docs/lifecycle.md).
+	ErrPanic = errors.New("enclave code panicked")
+	// ErrUnknownMethod: the enclave has no handler of that name.
+	ErrUnknownMethod = errors.New("enclave has no such method")
+	// ErrBadState: the enclave is not in a state that accepts the call (for example, not yet
+	// initialized, or finalizing).
+	ErrBadState = errors.New("enclave is not in a state that accepts this call")
+	// ErrBusy: the enclave is serving as many concurrent calls as it allows.
+	ErrBusy = errors.New("enclave is busy")
+	// ErrInvalidArgument: the enclave refused the input as malformed, or the method name is not
+	// valid.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrTooLarge: the message exceeds the receiver's limit.
+	ErrTooLarge = errors.New("message too large")
+	// ErrInitialize: the application's Initialize failed; the enclave was destroyed.
+	ErrInitialize = errors.New("enclave initialization failed")
+)
+
+// EnclaveError is an error the enclave application returned. It matches one of the sentinel
+// errors above, or context.Canceled / context.DeadlineExceeded, where the status says so.
+type EnclaveError struct {
+	Status  wire.Status
+	Message string
+}
+
+func (e *EnclaveError) Error() string {
+	switch e.Status {
+	case wire.StatusApplication:
+		return "enclave: " + e.Message
+	case wire.StatusPanic:
+		return "enclave code panicked: " + e.Message
+	}
+	if e.Message == "" {
+		return "enclave: " + e.Status.String()
+	}
+	return fmt.Sprintf("enclave: %v: %s", e.Status, e.Message)
+}
+
+// Is maps the status to this package's sentinels.
+func (e *EnclaveError) Is(target error) bool {
+	switch e.Status {
+	case wire.StatusPanic:
+		return target == ErrPanic
+	case wire.StatusUnknownMethod:
+		return target == ErrUnknownMethod
+	case wire.StatusBadState:
+		return target == ErrBadState
+	case wire.StatusResourceExhausted:
+		return target == ErrBusy
+	case wire.StatusInvalidArgument:
+		return target == ErrInvalidArgument
+	case wire.StatusCanceled:
+		return target == context.Canceled
+	case wire.StatusDeadlineExceeded:
+		return target == context.DeadlineExceeded
+	}
+	return false
+}
+
+// LostError reports an enclave that is gone. It matches ErrEnclaveLost.
+type LostError struct {
+	Name string
+	// Exit is how the enclave process ended, or nil if it exited cleanly or could not be told.
+	Exit *backend.ExitError
+	// Cause is what the host saw first (end of the channel, a protocol violation, ...).
+	Cause error
+}
+
+func (e *LostError) Error() string {
+	s := fmt.Sprintf("enclave %q lost", e.Name)
+	if e.Exit != nil {
+		s += ": " + e.Exit.Error()
+	}
+	if e.Cause != nil {
+		s += " (" + e.Cause.Error() + ")"
+	}
+	return s
+}
+
+func (e *LostError) Is(target error) bool { return target == ErrEnclaveLost }
+
+// Unwrap returns the exit error and the cause.
+func (e *LostError) Unwrap() []error {
+	var errs []error
+	if e.Exit != nil {
+		errs = append(errs, e.Exit)
+	}
+	if e.Cause != nil {
+		errs = append(errs, e.Cause)
+	}
+	return errs
+}
+
+// Enclave is a loaded enclave. Its methods are safe for concurrent use.
+type Enclave struct {
+	name    string
+	inst    backend.Instance
+	conn    *wire.Conn
+	id      identity.Identity
+	maxSend int
+	logger  *slog.Logger
+
+	mu        sync.Mutex
+	pending   map[uint64]chan result
+	nextID    uint64
+	err       error // set once: *LostError or ErrDestroyed
+	down      chan struct{}
+	destroyed bool
+	readDone  chan struct{}
+	hostSem   chan struct{}
+}
+
+type result struct {
+	status wire.Status
+	body   []byte
+}
+
+// Load starts the enclave, checks its identity, and runs its Initialize with cfg.Config. If
+// anything fails, nothing is left running. ctx bounds the whole load.
+func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
+	if cfg.Backend == nil {
+		cfg.Backend = sim.New()
+	}
+	if cfg.Name == "" && cfg.Path != "" {
+		cfg.Name = baseName(cfg.Path)
+	}
+	if len(cfg.Name) > wire.MaxEnclaveName {
+		return nil, fmt.Errorf("host: enclave name longer than %d bytes", wire.MaxEnclaveName)
+	}
+	if cfg.MaxMessageSize < 0 || cfg.MaxMessageSize > wire.HardMaxBody {
+		return nil, fmt.Errorf("host: MaxMessageSize %d outside [0, %d]", cfg.MaxMessageSize, wire.HardMaxBody)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("enclave", cfg.Name)
+
+	inst, err := cfg.Backend.Start(ctx, backend.Spec{
+		Path: cfg.Path, Args: cfg.Args, Env: cfg.Env,
+		Stdout: cfg.Stdout, Stderr: cfg.Stderr, Debug: cfg.Debug, Logger: logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("host: loading %s: %w", cfg.Name, err)
+	}
+	e := &Enclave{
+		name:     cfg.Name,
+		inst:     inst,
+		conn:     wire.NewConn(inst.Channel(), cfg.MaxMessageSize),
+		id:       inst.Identity(),
+		logger:   logger,
+		pending:  map[uint64]chan result{},
+		down:     make(chan struct{}),
+		readDone: make(chan struct{}),
+		hostSem:  make(chan struct{}, 64),
+	}
+	if err := e.handshake(ctx); err != nil {
+		e.kill()
+		return nil, fmt.Errorf("host: loading %s: %w", cfg.Name, err)
+	}
+	go e.readLoop()
+
+	var h []byte
+	h = wire.AppendInit(h, wire.InitParams{
+		Timeout: timeout(ctx), Name: cfg.Name, LogLevel: int32(cfg.LogLevel), Identity: e.id,
+	})
+	if _, err := e.roundTrip(ctx, wire.KindInit, h, cfg.Config); err != nil {
+		e.kill()
+		if errors.Is(err, ErrEnclaveLost) || ctx.Err() != nil {
+			return nil, fmt.Errorf("host: loading %s: %w", cfg.Name, err)
+		}
+		return nil, fmt.Errorf("host: loading %s: %w: %w", cfg.Name, ErrInitialize, err)
+	}
+	return e, nil
+}
+
+func baseName(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[i+1:]
+		}
+	}
+	return p
+}
+
+// handshake reads HELLO, bounded by ctx and by the enclave's death.
+func (e *Enclave) handshake(ctx context.Context) error {
+	type res struct {
+		f   wire.Frame
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		f, err := e.conn.ReadFrame()
+		ch <- res{f, err}
+	}()
+	var r res
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.inst.Done():
+		// The process may have written HELLO and died; prefer what it said.
+		select {
+		case r = <-ch:
+		case <-time.After(100 * time.Millisecond):
+			return e.lostError(errors.New("enclave exited before it was ready"))
+		}
+	}
+	if r.err != nil {
+		return e.lostError(fmt.Errorf("waiting for HELLO: %w", r.err))
+	}
+	if r.f.Kind != wire.KindHello {
+		return e.lostError(fmt.Errorf("%w: first frame is %v, want HELLO", wire.ErrProtocol, r.f.Kind))
+	}
+	h, err := wire.ParseHello(r.f.Body)
+	if err != nil {
+		return e.lostError(err)
+	}
+	e.maxSend = int(h.MaxBody)
+	return nil
+}
+
+// lostError builds the error for a lost enclave, waiting briefly for the process's exit status.
+func (e *Enclave) lostError(cause error) *LostError {
+	le := &LostError{Name: e.name, Cause: cause}
+	select {
+	case <-e.inst.Done():
+	case <-time.After(time.Second):
+		// Alive but misbehaving: it is lost to us all the same.
+		e.inst.Kill()
+		<-e.inst.Done()
+	}
+	var xe *backend.ExitError
+	if errors.As(e.inst.Wait(), &xe) {
+		le.Exit = xe
+	}
+	return le
+}
+
+func (e *Enclave) kill() {
+	e.inst.Kill()
+	e.conn.Close()
+	<-e.inst.Done()
+}
+
+// Identity returns the identity the back-end measured and verified at load.
+func (e *Enclave) Identity() identity.Identity { return e.id }
+
+// Name returns the enclave's name.
+func (e *Enclave) Name() string { return e.name }
+
+// Done is closed when the enclave is lost or destroyed; Err then says which.
+func (e *Enclave) Done() <-chan struct{} { return e.down }
+
+// Err returns nil while the enclave is usable, then a *LostError or ErrDestroyed.
+func (e *Enclave) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// EnterAndRun calls the application's Run with input and returns its output.
+func (e *Enclave) EnterAndRun(ctx context.Context, input []byte) ([]byte, error) {
+	var h [8]byte
+	return e.roundTrip(ctx, wire.KindRun, wire.AppendRequestHeader(h[:0], wire.KindRun, timeout(ctx), ""), input)
+}
+
+// Call calls the handler registered as name with input and returns its output. A deadline or
+// cancellation of ctx is passed to the handler's context.
+func (e *Enclave) Call(ctx context.Context, name string, input []byte) ([]byte, error) {
+	if !wire.ValidMethodName(name) {
+		return nil, fmt.Errorf("host: %w: method name %q: use 1-%d characters of [A-Za-z0-9_.:/-]", ErrInvalidArgument, name, wire.MaxMethodName)
+	}
+	var h [8 + 1 + wire.MaxMethodName]byte
+	return e.roundTrip(ctx, wire.KindCall, wire.AppendRequestHeader(h[:0], wire.KindCall, timeout(ctx), name), input)
+}
+
+// CallJSON calls name with in encoded as JSON and decodes the output into Out; it pairs with
+// enclave.HandleJSON.
+func CallJSON[Out any](ctx context.Context, e *Enclave, name string, in any) (Out, error) {
+	var out Out
+	b, err := json.Marshal(in)
+	if err != nil {
+		return out, fmt.Errorf("host: encoding %s input: %w", name, err)
+	}
+	b, err = e.Call(ctx, name, b)
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return out, fmt.Errorf("host: decoding %s output: %w", name, err)
+	}
+	return out, nil
+}
+
+// Destroy runs the application's Finalize with final, waits for in-flight calls and for the
+// enclave to exit, and releases it. If ctx ends first, the enclave is killed. Destroying a lost
+// enclave releases it and returns its *LostError; destroying twice returns ErrDestroyed.
+func (e *Enclave) Destroy(ctx context.Context, final []byte) error {
+	e.mu.Lock()
+	if e.destroyed {
+		e.mu.Unlock()
+		return ErrDestroyed
+	}
+	e.destroyed = true
+	lost := e.err
+	e.mu.Unlock()
+	if lost != nil {
+		e.kill()
+		return lost
+	}
+	var h [8]byte
+	_, ferr := e.roundTrip(ctx, wire.KindFinalize, wire.AppendRequestHeader(h[:0], wire.KindFinalize, timeout(ctx), ""), final)
+	select {
+	case <-e.inst.Done():
+	case <-ctx.Done():
+		e.inst.Kill()
+		<-e.inst.Done()
+	}
+	e.conn.Close()
+	<-e.readDone
+	e.setErr(ErrDestroyed)
+	if ferr != nil {
+		return fmt.Errorf("host: finalizing %s: %w", e.name, ferr)
+	}
+	return nil
+}
+
+func timeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return max(time.Until(d), time.Nanosecond)
+	}
+	return 0
+}
+
+// roundTrip sends a request frame and waits for its RESULT.
+func (e *Enclave) roundTrip(ctx context.Context, kind wire.Kind, head, input []byte) ([]byte, error) {
+	if len(head)+len(input) > e.maxSend {
+		return nil, fmt.Errorf("host: %w: %v of %d bytes exceeds the enclave's limit of %d", ErrTooLarge, kind, len(head)+len(input), e.maxSend)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ch := make(chan result, 1)
+	e.mu.Lock()
+	if e.err != nil {
+		err := e.err
+		e.mu.Unlock()
+		return nil, err
+	}
+	if e.destroyed && kind != wire.KindFinalize {
+		e.mu.Unlock()
+		return nil, ErrDestroyed
+	}
+	e.nextID++
+	id := e.nextID
+	e.pending[id] = ch
+	e.mu.Unlock()
+
+	if err := e.conn.WriteFrame(kind, id, head, input); err != nil {
+		// The read loop notices the broken channel and fails every pending call.
+		<-e.down
+		return nil, e.Err()
+	}
+	select {
+	case r := <-ch:
+		return decodeResult(r)
+	case <-e.down:
+		// A result may have raced the failure.
+		select {
+		case r := <-ch:
+			return decodeResult(r)
+		default:
+		}
+		return nil, e.Err()
+	case <-ctx.Done():
+		// The entry stays pending: the enclave still answers, and the read loop drops it.
+		e.conn.WriteFrame(wire.KindCancel, id)
+		return nil, ctx.Err()
+	}
+}
+
+func decodeResult(r result) ([]byte, error) {
+	if r.status == wire.StatusOK {
+		return r.body, nil
+	}
+	return nil, &EnclaveError{Status: r.status, Message: string(r.body)}
+}
+
+func (e *Enclave) setErr(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err == nil {
+		e.err = err
+		close(e.down)
+	}
+}
+
+func (e *Enclave) readLoop() {
+	defer close(e.readDone)
+	for {
+		f, err := e.conn.ReadFrame()
+		if err == nil {
+			err = e.handle(f)
+		}
+		if err != nil {
+			e.mu.Lock()
+			destroyed := e.destroyed
+			e.mu.Unlock()
+			if destroyed {
+				// Destroy closed the channel after the enclave exited.
+				e.setErr(ErrDestroyed)
+				return
+			}
+			le := e.lostError(err)
+			e.setErr(le)
+			e.logger.Error("enclave lost", "err", le)
+			e.conn.Close()
+			return
+		}
+	}
+}
+
+func (e *Enclave) handle(f wire.Frame) error {
+	switch f.Kind {
+	case wire.KindResult:
+		st, body, err := wire.ParseResult(f.Kind, f.Body)
+		if err != nil {
+			return err
+		}
+		e.mu.Lock()
+		ch, ok := e.pending[f.ID]
+		delete(e.pending, f.ID)
+		e.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("%w: RESULT for unknown call %d", wire.ErrProtocol, f.ID)
+		}
+		ch <- result{st, body}
+	case wire.KindHostCall:
+		op, req, err := wire.ParseHostCall(f.Body)
+		if err != nil {
+			return err
+		}
+		select {
+		case e.hostSem <- struct{}{}:
+		default:
+			return fmt.Errorf("%w: more than %d concurrent host calls", wire.ErrProtocol, cap(e.hostSem))
+		}
+		go func() {
+			defer func() { <-e.hostSem }()
+			st, resp := e.serveHostCall(op, req)
+			var h [2]byte
+			e.conn.WriteFrame(wire.KindHostResult, f.ID, wire.AppendStatus(h[:0], st), resp)
+		}()
+	case wire.KindLog:
+		rec, err := wire.ParseLog(f.Body)
+		if err != nil {
+			return err
+		}
+		attrs := make([]slog.Attr, 0, len(rec.Attrs))
+		for _, a := range rec.Attrs {
+			attrs = append(attrs, slog.String(a.Key, a.Value))
+		}
+		e.logger.LogAttrs(context.Background(), slog.Level(rec.Level), rec.Message, attrs...)
+	default:
+		return fmt.Errorf("%w: unexpected %v frame from enclave", wire.ErrProtocol, f.Kind)
+	}
+	return nil
+}
+
+// serveHostCall answers a host call. The request is from the enclave, validated like any input.
+func (e *Enclave) serveHostCall(op wire.Op, req []byte) (wire.Status, []byte) {
+	switch op {
+	case wire.OpUntrustedTime:
+		if len(req) != 0 {
+			return wire.StatusInvalidArgument, []byte("UNTRUSTED_TIME takes no argument")
+		}
+		return wire.StatusOK, binary.LittleEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+	}
+	return wire.StatusUnimplemented, []byte(fmt.Sprintf("host call op %d is not implemented by this host", op))
+}

@@ -1,0 +1,155 @@
+// Package testenclave is the enclave application the conformance suite runs on every back-end.
+// Its handlers exercise each behaviour the suite checks; cmd/testenclave wraps it as a binary.
+package testenclave
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asylo-go/asylo/enclave"
+)
+
+// App is the test application.
+type App struct {
+	mu      sync.Mutex
+	config  string
+	count   atomic.Int64
+	running atomic.Int64
+	peak    atomic.Int64
+}
+
+// New returns the application and its handlers.
+func New() (enclave.Application, []enclave.Option) {
+	a := &App{}
+	return a, a.Options()
+}
+
+func (a *App) Initialize(ctx context.Context, config []byte) error {
+	switch string(config) {
+	case "fail-init":
+		return errors.New("initialization refused by test")
+	case "panic-init":
+		panic("panic in Initialize")
+	case "exit-init":
+		os.Exit(3)
+	}
+	a.mu.Lock()
+	a.config = string(config)
+	a.mu.Unlock()
+	enclave.Logger(ctx).Info("initialized", "config_len", len(config))
+	return nil
+}
+
+func (a *App) Run(ctx context.Context, input []byte) ([]byte, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]byte("run:"+a.config+":"), input...), nil
+}
+
+func (a *App) Finalize(ctx context.Context, final []byte) error {
+	if string(final) == "fail-fini" {
+		return errors.New("finalize refused by test")
+	}
+	fmt.Fprintf(os.Stdout, "finalized with %q after %d counted calls\n", final, a.count.Load())
+	return nil
+}
+
+// Options returns the handlers.
+func (a *App) Options() []enclave.Option {
+	return []enclave.Option{
+		enclave.Handle("echo", func(ctx context.Context, in []byte) ([]byte, error) { return in, nil }),
+		enclave.Handle("error", func(ctx context.Context, in []byte) ([]byte, error) { return nil, errors.New(string(in)) }),
+		enclave.Handle("panic", func(ctx context.Context, in []byte) ([]byte, error) { panic(string(in)) }),
+		enclave.Handle("crash", func(ctx context.Context, in []byte) ([]byte, error) {
+			go func() { panic("crash outside any call") }()
+			select {}
+		}),
+		enclave.Handle("exit", func(ctx context.Context, in []byte) ([]byte, error) {
+			code, _ := strconv.Atoi(string(in))
+			os.Exit(code)
+			return nil, nil
+		}),
+		enclave.Handle("sleep", func(ctx context.Context, in []byte) ([]byte, error) {
+			d, err := time.ParseDuration(string(in))
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", enclave.ErrInvalidArgument, err)
+			}
+			select {
+			case <-time.After(d):
+				return []byte("slept"), nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}),
+		enclave.Handle("deadline", func(ctx context.Context, in []byte) ([]byte, error) {
+			d, ok := ctx.Deadline()
+			if !ok {
+				return []byte("none"), nil
+			}
+			return []byte(time.Until(d).Round(time.Second).String()), nil
+		}),
+		enclave.Handle("time", func(ctx context.Context, in []byte) ([]byte, error) {
+			t, err := enclave.UntrustedTime(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return binary.LittleEndian.AppendUint64(nil, uint64(t.UnixNano())), nil
+		}),
+		enclave.Handle("log", func(ctx context.Context, in []byte) ([]byte, error) {
+			enclave.Logger(ctx).WithGroup("test").Warn(string(in), "n", 42)
+			return nil, nil
+		}),
+		enclave.Handle("print", func(ctx context.Context, in []byte) ([]byte, error) {
+			os.Stdout.Write(in)
+			os.Stderr.Write([]byte("stderr:" + string(in)))
+			return nil, nil
+		}),
+		enclave.Handle("self", func(ctx context.Context, in []byte) ([]byte, error) {
+			id, ok := enclave.Self(ctx)
+			if !ok {
+				return nil, errors.New("no identity")
+			}
+			return json.Marshal(struct {
+				Name string
+				ID   any
+			}{enclave.Name(ctx), id})
+		}),
+		enclave.Handle("concurrent", func(ctx context.Context, in []byte) ([]byte, error) {
+			// Blocks until ctx ends or the given duration passes, recording the peak concurrency.
+			n := a.running.Add(1)
+			defer a.running.Add(-1)
+			for {
+				p := a.peak.Load()
+				if n <= p || a.peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			d, _ := time.ParseDuration(string(in))
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+			return []byte(strconv.FormatInt(a.peak.Load(), 10)), nil
+		}),
+		enclave.Handle("count", func(ctx context.Context, in []byte) ([]byte, error) {
+			return []byte(strconv.FormatInt(a.count.Add(1), 10)), nil
+		}),
+		enclave.Handle("big", func(ctx context.Context, in []byte) ([]byte, error) {
+			n, err := strconv.Atoi(string(in))
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("%w: size", enclave.ErrInvalidArgument)
+			}
+			return make([]byte, n), nil
+		}),
+		enclave.HandleJSON("add", func(ctx context.Context, in struct{ A, B int }) (int, error) { return in.A + in.B, nil }),
+		enclave.Handle("probe", Probe),
+	}
+}

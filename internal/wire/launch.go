@@ -1,0 +1,17 @@
+package wire
+
+// The launch contract between a process-based back-end (sim) and the enclave runtime: which file
+// descriptors the child inherits and which environment variables describe them. The values are
+// set by the host, which is untrusted, so the runtime only uses them to find its own channel.
+const (
+	// EnvChannel marks a process started by a back-end; its value is the fd of the socket that
+	// carries the protocol ("3").
+	EnvChannel = "ASYLO_CHANNEL_FD"
+	// EnvSharedMemory, when set, is the fd of a shared-memory region (internal/shm) that carries
+	// the protocol instead of the socket (switchless mode).
+	EnvSharedMemory = "ASYLO_SHM_FD"
+	// EnvImage is the fd of the sealed memfd the enclave was executed from; the runtime closes it.
+	EnvImage = "ASYLO_IMAGE_FD"
+	// EnvSandbox = "1" asks the runtime to sandbox the process before any application code runs.
+	EnvSandbox = "ASYLO_SANDBOX"
+)

@@ -1,0 +1,269 @@
+// Package wire implements the host <-> enclave protocol specified in docs/wire.md (version 1).
+//
+// Both ends use it and both treat the other as hostile: every decoder checks every length against
+// the bytes present and the limits of the spec, and any violation is reported as ErrProtocol (or
+// ErrTooLarge), after which the caller must close the connection.
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+)
+
+// Version is the protocol version this package speaks.
+const Version = 1
+
+// HeaderSize is the size of a frame header.
+const HeaderSize = 16
+
+// Limits from docs/wire.md.
+const (
+	DefaultMaxBody  = 64 << 20
+	HardMaxBody     = 1 << 30
+	MaxMethodName   = 128
+	MaxEnclaveName  = 128
+	MaxBackendName  = 32
+	MaxErrorMessage = 4096
+	MaxLogRecord    = 16 << 10
+	// allocStep bounds how much a receiver allocates ahead of the bytes that actually arrived.
+	allocStep = 1 << 20
+)
+
+// Kind is a frame kind.
+type Kind uint8
+
+// Frame kinds (docs/wire.md, "Kinds").
+const (
+	KindHello      Kind = 1
+	KindInit       Kind = 2
+	KindRun        Kind = 3
+	KindCall       Kind = 4
+	KindFinalize   Kind = 5
+	KindCancel     Kind = 6
+	KindResult     Kind = 7
+	KindHostCall   Kind = 8
+	KindHostResult Kind = 9
+	KindLog        Kind = 10
+)
+
+var kindNames = [...]string{"", "HELLO", "INIT", "RUN", "CALL", "FINALIZE", "CANCEL", "RESULT", "HOSTCALL", "HOSTRESULT", "LOG"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && k != 0 {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// hasID reports whether frames of kind k carry a non-zero id.
+func (k Kind) hasID() bool { return k != KindHello && k != KindLog }
+
+// Status is a RESULT / HOSTRESULT status code.
+type Status uint16
+
+// Status codes (docs/wire.md, "Status codes").
+const (
+	StatusOK                Status = 0
+	StatusApplication       Status = 1
+	StatusPanic             Status = 2
+	StatusUnknownMethod     Status = 3
+	StatusBadState          Status = 4
+	StatusCanceled          Status = 5
+	StatusDeadlineExceeded  Status = 6
+	StatusResourceExhausted Status = 7
+	StatusInvalidArgument   Status = 8
+	StatusUnimplemented     Status = 9
+	maxStatus                      = StatusUnimplemented
+)
+
+var statusNames = [...]string{"OK", "APPLICATION", "PANIC", "UNKNOWN_METHOD", "BAD_STATE", "CANCELED",
+	"DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INVALID_ARGUMENT", "UNIMPLEMENTED"}
+
+func (s Status) String() string {
+	if s <= maxStatus {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("status(%d)", uint16(s))
+}
+
+// Op is a host-call operation.
+type Op uint16
+
+// Host-call operations (docs/wire.md, "Host-call operations").
+const (
+	OpUntrustedTime Op = 1
+)
+
+// Errors. Every decoding failure wraps ErrProtocol; a body over the receiver's limit wraps ErrTooLarge.
+var (
+	ErrProtocol = errors.New("wire: protocol violation")
+	ErrTooLarge = errors.New("wire: message too large")
+)
+
+func protoErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrProtocol, fmt.Sprintf(format, args...))
+}
+
+// Frame is one decoded frame.
+type Frame struct {
+	Kind Kind
+	ID   uint64
+	Body []byte
+}
+
+// Conn frames messages over a byte stream. One goroutine may call ReadFrame at a time; WriteFrame
+// is safe for concurrent use.
+type Conn struct {
+	rw      io.ReadWriteCloser
+	br      *bufio.Reader
+	maxRecv int
+	rhdr    [HeaderSize]byte
+
+	wmu  sync.Mutex
+	wbuf []byte
+}
+
+// NewConn wraps rw. maxRecv bounds the body of every received frame; 0 means DefaultMaxBody.
+func NewConn(rw io.ReadWriteCloser, maxRecv int) *Conn {
+	if maxRecv <= 0 {
+		maxRecv = DefaultMaxBody
+	}
+	if maxRecv > HardMaxBody {
+		maxRecv = HardMaxBody
+	}
+	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), maxRecv: maxRecv}
+}
+
+// Close closes the underlying stream; a blocked ReadFrame returns an error.
+func (c *Conn) Close() error { return c.rw.Close() }
+
+// ReadFrame reads and validates the next frame header and reads its body. Errors other than a
+// clean io.EOF before a header are fatal for the connection.
+func (c *Conn) ReadFrame() (Frame, error) {
+	if _, err := io.ReadFull(c.br, c.rhdr[:]); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			return Frame{}, protoErr("truncated frame header")
+		}
+		return Frame{}, err
+	}
+	f, n, err := ParseHeader(c.rhdr[:], c.maxRecv)
+	if err != nil {
+		return Frame{}, err
+	}
+	f.Body, err = readBody(c.br, n)
+	if err != nil {
+		return Frame{}, err
+	}
+	return f, nil
+}
+
+// ParseHeader validates a frame header against the spec and a body limit, returning the frame
+// (without body) and the body length.
+func ParseHeader(h []byte, maxBody int) (Frame, int, error) {
+	if len(h) < HeaderSize {
+		return Frame{}, 0, protoErr("short frame header")
+	}
+	n := binary.LittleEndian.Uint32(h[0:4])
+	f := Frame{Kind: Kind(h[4]), ID: binary.LittleEndian.Uint64(h[8:16])}
+	if f.Kind < KindHello || f.Kind > KindLog {
+		return Frame{}, 0, protoErr("unknown frame kind %d", h[4])
+	}
+	if h[5] != 0 || h[6] != 0 || h[7] != 0 {
+		return Frame{}, 0, protoErr("non-zero flags or reserved bytes in %v header", f.Kind)
+	}
+	if f.Kind.hasID() != (f.ID != 0) {
+		return Frame{}, 0, protoErr("%v frame with id %d", f.Kind, f.ID)
+	}
+	if uint64(n) > uint64(maxBody) {
+		return Frame{}, 0, fmt.Errorf("%w: %v body of %d bytes exceeds the limit of %d", ErrTooLarge, f.Kind, n, maxBody)
+	}
+	return f, int(n), nil
+}
+
+func readBody(r io.Reader, n int) ([]byte, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	// Allocate only as data arrives (doubling, from at most allocStep), so an announced length
+	// costs nothing until its bytes are actually sent.
+	buf := make([]byte, min(n, allocStep))
+	got := 0
+	for {
+		m, err := io.ReadFull(r, buf[got:])
+		got += m
+		if err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return nil, protoErr("truncated frame body (%d of %d bytes)", got, n)
+			}
+			return nil, err
+		}
+		if got == n {
+			return buf, nil
+		}
+		grow := min(n-got, len(buf))
+		buf = slices.Grow(buf, grow)[:got+grow]
+	}
+}
+
+// smallWrite is the body size up to which header and body are copied into one buffer and written
+// with one system call; larger bodies are written in place (writev on sockets).
+const smallWrite = 32 << 10
+
+// WriteFrame writes one frame whose body is the concatenation of parts.
+func (c *Conn) WriteFrame(kind Kind, id uint64, parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n > HardMaxBody {
+		return fmt.Errorf("%w: %v body of %d bytes", ErrTooLarge, kind, n)
+	}
+	var h [HeaderSize]byte
+	PutHeader(h[:], kind, id, n)
+
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if n <= smallWrite {
+		b := append(c.wbuf[:0], h[:]...)
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		c.wbuf = b
+		if cap(c.wbuf) > 2*smallWrite {
+			c.wbuf = nil
+		}
+		_, err := c.rw.Write(b)
+		return err
+	}
+	bufs := make(net.Buffers, 0, len(parts)+1)
+	bufs = append(bufs, h[:])
+	for _, p := range parts {
+		if len(p) > 0 {
+			bufs = append(bufs, p)
+		}
+	}
+	if _, ok := c.rw.(net.Conn); ok {
+		_, err := bufs.WriteTo(c.rw)
+		return err
+	}
+	for _, b := range bufs {
+		if _, err := c.rw.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutHeader encodes a frame header into h[:HeaderSize].
+func PutHeader(h []byte, kind Kind, id uint64, bodyLen int) {
+	binary.LittleEndian.PutUint32(h[0:4], uint32(bodyLen))
+	h[4] = byte(kind)
+	h[5], h[6], h[7] = 0, 0, 0
+	binary.LittleEndian.PutUint64(h[8:16], id)
+}
