@@ -2,6 +2,10 @@
 // image that runs, the signer that vouches for it, and the product and
 // security version the signer assigned. It also implements the signature
 // manifest (docs/identity.md) that binds those together.
+//
+// Specification: docs/identity.md, manifest format
+// "asylo-signature-manifest/v1" (ManifestFormat), with test vectors. Signer
+// keys are Ed25519 (RFC 8032) in PKCS#8 (RFC 8410) files.
 package identity
 
 import (
