@@ -1,0 +1,6 @@
+//go:build linux && !cgo
+
+package sandbox
+
+// buildCgo: see cgo_on_linux.go.
+const buildCgo = false

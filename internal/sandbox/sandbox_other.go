@@ -1,0 +1,27 @@
+//go:build !linux
+
+package sandbox
+
+import (
+	"errors"
+	"syscall"
+)
+
+// ErrAlreadyRestricted is returned by a second call to Restrict.
+var ErrAlreadyRestricted = errors.New("sandbox: Restrict already called in this process")
+
+var errUnsupported = errors.New("sandbox: only supported on Linux")
+
+// Restrict is only implemented on Linux.
+func Restrict(opts Options) (*Report, error) { return &Report{}, errUnsupported }
+
+// ProcAttr is only meaningful on Linux; elsewhere it returns an empty
+// attribute set and a warning.
+func ProcAttr() (*syscall.SysProcAttr, []string) {
+	return &syscall.SysProcAttr{}, []string{"sandbox: no process isolation on this OS"}
+}
+
+// Probe reports that nothing is available off Linux.
+func Probe() []Feature {
+	return []Feature{{Name: "sandbox", Available: false, Detail: "only supported on Linux"}}
+}

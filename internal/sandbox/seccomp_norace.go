@@ -1,0 +1,6 @@
+//go:build linux && !race
+
+package sandbox
+
+// extraAllowedSyscalls is empty in normal builds.
+var extraAllowedSyscalls []string
