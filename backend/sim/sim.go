@@ -291,4 +291,3 @@ func (i *instance) Kill() error {
 	}
 	return i.cmd.Process.Kill()
 }
-

@@ -1,0 +1,209 @@
+package enclave_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/asylo-go/asylo/enclave"
+	"github.com/asylo-go/asylo/internal/wire"
+)
+
+type nopApp struct{}
+
+func (nopApp) Initialize(context.Context, []byte) error         { return nil }
+func (nopApp) Run(_ context.Context, in []byte) ([]byte, error) { return in, nil }
+func (nopApp) Finalize(context.Context, []byte) error           { return nil }
+
+// hostile drives a Serve from the host's side of a pipe.
+type hostile struct {
+	t    *testing.T
+	c    *wire.Conn
+	done chan error
+}
+
+func startServe(t *testing.T, opts ...enclave.Option) *hostile {
+	a, b := net.Pipe()
+	h := &hostile{t: t, c: wire.NewConn(a, 0), done: make(chan error, 1)}
+	go func() { h.done <- enclave.Serve(context.Background(), b, nopApp{}, opts...) }()
+	f, err := h.c.ReadFrame()
+	if err != nil || f.Kind != wire.KindHello {
+		t.Fatalf("first frame %v, %v", f.Kind, err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return h
+}
+
+func (h *hostile) send(kind wire.Kind, id uint64, body ...[]byte) {
+	h.t.Helper()
+	if err := h.c.WriteFrame(kind, id, body...); err != nil {
+		h.t.Fatalf("send %v: %v", kind, err)
+	}
+}
+
+func (h *hostile) result(id uint64) (wire.Status, string) {
+	h.t.Helper()
+	f, err := h.c.ReadFrame()
+	if err != nil || f.Kind != wire.KindResult || f.ID != id {
+		h.t.Fatalf("want RESULT %d, got %v %d %v", id, f.Kind, f.ID, err)
+	}
+	st, body, err := wire.ParseResult(f.Kind, f.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return st, string(body)
+}
+
+func (h *hostile) ended() error {
+	h.t.Helper()
+	select {
+	case err := <-h.done:
+		return err
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("Serve did not end")
+		return nil
+	}
+}
+
+func run(input string) []byte {
+	return append(wire.AppendRequestHeader(nil, wire.KindRun, 0, ""), input...)
+}
+
+func TestStateMachine(t *testing.T) {
+	h := startServe(t)
+	h.send(wire.KindRun, 1, run("early"))
+	if st, _ := h.result(1); st != wire.StatusBadState {
+		t.Errorf("RUN before INIT: %v", st)
+	}
+	h.send(wire.KindInit, 2, wire.AppendInit(nil, wire.InitParams{Name: "x"}))
+	if st, _ := h.result(2); st != wire.StatusOK {
+		t.Fatalf("INIT: %v", st)
+	}
+	h.send(wire.KindInit, 3, wire.AppendInit(nil, wire.InitParams{Name: "x"}))
+	if st, _ := h.result(3); st != wire.StatusBadState {
+		t.Errorf("second INIT: %v", st)
+	}
+	h.send(wire.KindRun, 4, run("hi"))
+	if st, out := h.result(4); st != wire.StatusOK || out != "hi" {
+		t.Errorf("RUN: %v %q", st, out)
+	}
+	h.send(wire.KindCall, 5, wire.AppendRequestHeader(nil, wire.KindCall, 0, "missing"))
+	if st, _ := h.result(5); st != wire.StatusUnknownMethod {
+		t.Errorf("unknown method: %v", st)
+	}
+	h.send(wire.KindCancel, 999) // unknown id: ignored
+	h.send(wire.KindFinalize, 6, wire.AppendRequestHeader(nil, wire.KindFinalize, 0, ""))
+	if st, _ := h.result(6); st != wire.StatusOK {
+		t.Errorf("FINALIZE: %v", st)
+	}
+	if err := h.ended(); err != nil {
+		t.Errorf("Serve after FINALIZE: %v", err)
+	}
+}
+
+func TestTooManyCalls(t *testing.T) {
+	block := make(chan struct{})
+	h := startServe(t, enclave.MaxConcurrentCalls(2), enclave.Handle("block", func(ctx context.Context, _ []byte) ([]byte, error) {
+		<-block
+		return nil, nil
+	}))
+	h.send(wire.KindInit, 1, wire.AppendInit(nil, wire.InitParams{}))
+	h.result(1)
+	call := wire.AppendRequestHeader(nil, wire.KindCall, 0, "block")
+	h.send(wire.KindCall, 2, call)
+	h.send(wire.KindCall, 3, call)
+	h.send(wire.KindCall, 4, call)
+	if st, _ := h.result(4); st != wire.StatusResourceExhausted {
+		t.Errorf("third concurrent call: %v", st)
+	}
+	close(block)
+}
+
+// Every protocol violation by the host ends the connection with ErrProtocol.
+func TestHostileFrames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		do   func(h *hostile)
+	}{
+		{"RESULT from host", func(h *hostile) { h.send(wire.KindResult, 1, wire.AppendStatus(nil, 0)) }},
+		{"HELLO from host", func(h *hostile) {
+			h.send(wire.KindHello, 0, wire.AppendHello(nil, wire.Hello{Version: 1, MaxBody: 1 << 20}))
+		}},
+		{"HOSTRESULT for unknown id", func(h *hostile) { h.send(wire.KindHostResult, 77, wire.AppendStatus(nil, 0)) }},
+		{"malformed INIT", func(h *hostile) { h.send(wire.KindInit, 1, []byte{1, 2, 3}) }},
+		{"malformed CALL", func(h *hostile) {
+			h.send(wire.KindCall, 1, wire.AppendRequestHeader(nil, wire.KindCall, 0, "no spaces"))
+		}},
+		{"duplicate call id", func(h *hostile) {
+			h.send(wire.KindInit, 1, wire.AppendInit(nil, wire.InitParams{}))
+			h.result(1)
+			h.send(wire.KindCall, 2, wire.AppendRequestHeader(nil, wire.KindCall, 0, "block"))
+			h.send(wire.KindCall, 2, wire.AppendRequestHeader(nil, wire.KindCall, 0, "block"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startServe(t, enclave.Handle("block", func(ctx context.Context, _ []byte) ([]byte, error) {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}))
+			tc.do(h)
+			go io.Copy(io.Discard, readerOf(h.c))
+			if err := h.ended(); !errors.Is(err, wire.ErrProtocol) {
+				t.Errorf("Serve returned %v, want ErrProtocol", err)
+			}
+		})
+	}
+}
+
+func readerOf(c *wire.Conn) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		_, err := c.ReadFrame()
+		return 0, err
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) {
+	n, err := f(p)
+	if err == nil && n == 0 {
+		return 0, nil
+	}
+	return n, err
+}
+
+type rwc struct {
+	io.Reader
+	io.Writer
+}
+
+func (rwc) Close() error { return nil }
+
+// FuzzServe feeds an arbitrary byte stream to the runtime as if from the host: Serve must
+// return, never panic or hang.
+func FuzzServe(f *testing.F) {
+	frame := func(k wire.Kind, id uint64, body []byte) []byte {
+		h := make([]byte, wire.HeaderSize)
+		wire.PutHeader(h, k, id, len(body))
+		return append(h, body...)
+	}
+	init := frame(wire.KindInit, 1, wire.AppendInit(nil, wire.InitParams{Name: "f"}))
+	f.Add(init)
+	f.Add(append(append([]byte{}, init...), frame(wire.KindRun, 2, run("x"))...))
+	f.Add(append(append([]byte{}, init...), frame(wire.KindFinalize, 3, wire.AppendRequestHeader(nil, wire.KindFinalize, 0, ""))...))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		done := make(chan error, 1)
+		go func() {
+			done <- enclave.Serve(context.Background(), rwc{Reader: bytes.NewReader(stream), Writer: io.Discard}, nopApp{})
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve hung")
+		}
+	})
+}

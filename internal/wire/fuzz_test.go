@@ -1,0 +1,79 @@
+package wire
+
+import (
+	"bytes"
+	"io"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func heapInUse() int {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int(ms.HeapInuse)
+}
+
+// FuzzReadFrame feeds arbitrary streams to the frame reader and every body decoder: they must
+// return frames or errors, never panic, and never accept a body over the limit.
+func FuzzReadFrame(f *testing.F) {
+	f.Add(frameBytes(KindHello, 0, AppendHello(nil, Hello{Version: 1, MaxBody: 1 << 20})))
+	f.Add(frameBytes(KindInit, 1, AppendInit(nil, InitParams{Name: "x", Config: []byte("c")})))
+	f.Add(frameBytes(KindCall, 2, append(AppendRequestHeader(nil, KindCall, time.Second, "m"), 1, 2)))
+	f.Add(frameBytes(KindResult, 2, AppendStatus(nil, StatusOK)))
+	f.Add(frameBytes(KindHostCall, 3, AppendHostCallHeader(nil, OpUntrustedTime)))
+	f.Add(frameBytes(KindLog, 0, AppendLog(nil, LogRecord{Message: "m", Attrs: []Attr{{"k", "v"}}})))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		c := NewConn(rwc{Reader: bytes.NewReader(stream), Writer: io.Discard}, 1<<16)
+		for {
+			fr, err := c.ReadFrame()
+			if err != nil {
+				return
+			}
+			if len(fr.Body) > 1<<16 {
+				t.Fatalf("accepted a %d-byte body over the limit", len(fr.Body))
+			}
+			switch fr.Kind {
+			case KindHello:
+				ParseHello(fr.Body)
+			case KindInit:
+				if p, err := ParseInit(fr.Body); err == nil {
+					if len(p.Name) > MaxEnclaveName || len(p.Identity.Backend) > MaxBackendName {
+						t.Fatalf("accepted oversized names %+v", p)
+					}
+					// A decoded INIT re-encodes to something that decodes the same.
+					q, err := ParseInit(AppendInit(nil, p))
+					if err != nil || q.Name != p.Name || q.Identity != p.Identity || !bytes.Equal(q.Config, p.Config) || q.Timeout != p.Timeout {
+						t.Fatalf("INIT does not round-trip: %+v vs %+v (%v)", p, q, err)
+					}
+				}
+			case KindRun, KindCall, KindFinalize:
+				if r, err := ParseRequest(fr.Kind, fr.Body); err == nil && fr.Kind == KindCall && !ValidMethodName(r.Method) {
+					t.Fatalf("accepted method %q", r.Method)
+				}
+			case KindResult, KindHostResult:
+				ParseResult(fr.Kind, fr.Body)
+			case KindHostCall:
+				ParseHostCall(fr.Body)
+			case KindLog:
+				ParseLog(fr.Body)
+			}
+		}
+	})
+}
+
+// FuzzBodies runs each body decoder on arbitrary bytes.
+func FuzzBodies(f *testing.F) {
+	f.Add(uint8(KindInit), AppendInit(nil, InitParams{Name: "n", Identity: identityFixture}))
+	f.Add(uint8(KindLog), AppendLog(nil, LogRecord{Message: "x"}))
+	f.Add(uint8(KindCall), AppendRequestHeader(nil, KindCall, 0, "a.b"))
+	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
+		k := Kind(kind%10 + 1)
+		ParseHello(body)
+		ParseInit(body)
+		ParseRequest(k, body)
+		ParseResult(k, body)
+		ParseHostCall(body)
+		ParseLog(body)
+	})
+}

@@ -1,0 +1,178 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/asylo-go/asylo/identity"
+)
+
+type rwc struct {
+	io.Reader
+	io.Writer
+}
+
+func (rwc) Close() error { return nil }
+
+func frameBytes(kind Kind, id uint64, body []byte) []byte {
+	h := make([]byte, HeaderSize)
+	PutHeader(h, kind, id, len(body))
+	return append(h, body...)
+}
+
+func readOne(t *testing.T, raw []byte, max int) (Frame, error) {
+	t.Helper()
+	return NewConn(rwc{Reader: bytes.NewReader(raw), Writer: io.Discard}, max).ReadFrame()
+}
+
+func TestFrameRoundTrip(t *testing.T) {
+	a, b := net.Pipe()
+	ca, cb := NewConn(a, 0), NewConn(b, 0)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB: takes the writev path
+	go func() {
+		ca.WriteFrame(KindCall, 7, []byte("head"), []byte("tail"))
+		ca.WriteFrame(KindHello, 0, AppendHello(nil, Hello{Version: Version, MaxBody: 1 << 20}))
+		ca.WriteFrame(KindResult, 9, []byte{0, 0}, big)
+	}()
+	f, err := cb.ReadFrame()
+	if err != nil || f.Kind != KindCall || f.ID != 7 || string(f.Body) != "headtail" {
+		t.Fatalf("got %+v, %v", f, err)
+	}
+	f, err = cb.ReadFrame()
+	if err != nil || f.Kind != KindHello {
+		t.Fatalf("got %+v, %v", f, err)
+	}
+	h, err := ParseHello(f.Body)
+	if err != nil || h.MaxBody != 1<<20 {
+		t.Fatalf("hello %+v, %v", h, err)
+	}
+	f, err = cb.ReadFrame()
+	if err != nil || !bytes.Equal(f.Body[2:], big) {
+		t.Fatalf("big frame: %v", err)
+	}
+}
+
+func TestHeaderValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		want error
+	}{
+		{"unknown kind", frameBytes(11, 1, nil), ErrProtocol},
+		{"kind zero", frameBytes(0, 1, nil), ErrProtocol},
+		{"call without id", frameBytes(KindCall, 0, make([]byte, 9)), ErrProtocol},
+		{"hello with id", frameBytes(KindHello, 5, make([]byte, 8)), ErrProtocol},
+		{"flags set", func() []byte { b := frameBytes(KindRun, 1, nil); b[5] = 1; return b }(), ErrProtocol},
+		{"reserved set", func() []byte { b := frameBytes(KindRun, 1, nil); b[7] = 1; return b }(), ErrProtocol},
+		{"over limit", frameBytes(KindRun, 1, make([]byte, 5000)), ErrTooLarge},
+		{"truncated header", frameBytes(KindRun, 1, nil)[:10], ErrProtocol},
+		{"truncated body", frameBytes(KindRun, 1, make([]byte, 100))[:50], ErrProtocol},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := readOne(t, tc.raw, 4096)
+			if !errors.Is(err, tc.want) {
+				t.Errorf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if _, err := readOne(t, nil, 0); err != io.EOF {
+		t.Errorf("clean EOF: %v", err)
+	}
+}
+
+// A peer that announces a huge body and sends nothing must not make the receiver allocate it.
+func TestAnnouncedLengthDoesNotAllocate(t *testing.T) {
+	h := make([]byte, HeaderSize)
+	PutHeader(h, KindRun, 1, HardMaxBody)
+	before := heapInUse()
+	c := NewConn(rwc{Reader: bytes.NewReader(h), Writer: io.Discard}, HardMaxBody)
+	if _, err := c.ReadFrame(); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("got %v", err)
+	}
+	after := heapInUse()
+	if after-before > 64<<20 {
+		t.Errorf("reading a truncated 1 GiB frame grew the heap by %d MiB", (after-before)>>20)
+	}
+}
+
+func TestInitRoundTrip(t *testing.T) {
+	p := InitParams{
+		Timeout: 3 * time.Second, Name: "héllo", LogLevel: -4, Config: []byte("cfg"),
+		Identity: identity.Identity{Backend: "sim", Signed: true, Debug: true, ProductID: 7, SVN: 9,
+			Measurement: identity.Measurement{1, 2}, SignerID: identity.SignerID{3}},
+	}
+	got, err := ParseInit(AppendInit(nil, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != p.Name || got.Identity != p.Identity || string(got.Config) != "cfg" || got.Timeout != p.Timeout || got.LogLevel != -4 {
+		t.Errorf("round trip: %+v", got)
+	}
+	b := AppendInit(nil, p)
+	b[8] = 200 // name length over the limit
+	if _, err := ParseInit(b); !errors.Is(err, ErrProtocol) {
+		t.Errorf("long name: %v", err)
+	}
+	flagsAt := 8 + 1 + len(p.Name) + 4 + 1 + 3 + 32 + 32 + 8
+	b = AppendInit(nil, p)
+	b[flagsAt] |= 4
+	if _, err := ParseInit(b); !errors.Is(err, ErrProtocol) {
+		t.Errorf("unknown flag: %v", err)
+	}
+	for n := range len(AppendInit(nil, InitParams{})) {
+		if _, err := ParseInit(AppendInit(nil, p)[:n]); !errors.Is(err, ErrProtocol) {
+			t.Errorf("truncated at %d: %v", n, err)
+		}
+	}
+}
+
+func TestRequestAndResult(t *testing.T) {
+	b := AppendRequestHeader(nil, KindCall, time.Second, "greet")
+	b = append(b, "in"...)
+	r, err := ParseRequest(KindCall, b)
+	if err != nil || r.Method != "greet" || string(r.Input) != "in" || r.Timeout != time.Second {
+		t.Fatalf("%+v %v", r, err)
+	}
+	bad := AppendRequestHeader(nil, KindCall, 0, "bad name")
+	if _, err := ParseRequest(KindCall, bad); !errors.Is(err, ErrProtocol) {
+		t.Errorf("bad method name: %v", err)
+	}
+	if _, err := ParseRequest(KindCall, AppendRequestHeader(nil, KindCall, 0, "")); !errors.Is(err, ErrProtocol) {
+		t.Errorf("empty method name: %v", err)
+	}
+	st, p, err := ParseResult(KindResult, append(AppendStatus(nil, StatusPanic), "boom"...))
+	if err != nil || st != StatusPanic || string(p) != "boom" {
+		t.Errorf("%v %q %v", st, p, err)
+	}
+	if _, _, err := ParseResult(KindResult, AppendStatus(nil, 99)); !errors.Is(err, ErrProtocol) {
+		t.Errorf("unknown status: %v", err)
+	}
+	if _, _, err := ParseResult(KindResult, append(AppendStatus(nil, StatusApplication), 0xff)); !errors.Is(err, ErrProtocol) {
+		t.Errorf("non-UTF-8 message: %v", err)
+	}
+	long := strings.Repeat("é", MaxErrorMessage)
+	if m := TruncateMessage(long); len(m) > MaxErrorMessage || !strings.HasPrefix(long, m) {
+		t.Errorf("TruncateMessage: %d bytes", len(m))
+	}
+}
+
+func TestLogRoundTrip(t *testing.T) {
+	r := LogRecord{Level: 4, Message: "msg", Attrs: []Attr{{"k", "v"}, {"a.b", "c"}}}
+	got, err := ParseLog(AppendLog(nil, r))
+	if err != nil || got.Message != "msg" || len(got.Attrs) != 2 || got.Attrs[1] != (Attr{"a.b", "c"}) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	huge := LogRecord{Message: strings.Repeat("m", 3*MaxLogRecord), Attrs: []Attr{{strings.Repeat("k", MaxLogRecord), "v"}}}
+	if b := AppendLog(nil, huge); len(b) > MaxLogRecord {
+		t.Errorf("AppendLog produced %d bytes", len(b))
+	} else if _, err := ParseLog(b); err != nil {
+		t.Errorf("bounded record refused: %v", err)
+	}
+}
+
+var identityFixture = identity.Identity{Backend: "sim", Measurement: identity.Measurement{9}}
