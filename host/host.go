@@ -312,6 +312,15 @@ func (e *Enclave) kill() {
 // Identity returns the identity the back-end measured and verified at load.
 func (e *Enclave) Identity() identity.Identity { return e.id }
 
+// Process returns the operating-system process id of the enclave, for back-ends that run it as
+// a process on this host (sim); ok is false for the others.
+func (e *Enclave) Process() (pid int, ok bool) {
+	if p, isProc := e.inst.(interface{ Pid() int }); isProc {
+		return p.Pid(), true
+	}
+	return 0, false
+}
+
 // Name returns the enclave's name.
 func (e *Enclave) Name() string { return e.name }
 
