@@ -31,3 +31,15 @@ func TestConformance(t *testing.T) {
 		Isolated: true,
 	})
 }
+
+// The same suite over shared memory: the protocol must behave identically on either channel.
+func TestConformanceSwitchless(t *testing.T) {
+	path := testEnclave(t)
+	conformance.Run(t, conformance.Target{
+		Load: func(ctx context.Context, cfg host.LoadConfig) (*host.Enclave, error) {
+			cfg.Path, cfg.Backend, cfg.Debug = path, sim.New(sim.Switchless()), true
+			return host.Load(ctx, cfg)
+		},
+		Isolated: true,
+	})
+}

@@ -69,8 +69,10 @@ func conditionalSyscalls(pid int) []seccomp.NameWithConditions {
 		c("prlimit64", eq(0, 0), eq(2, 0)),
 	}
 	// fcntl: descriptor flags and duplication only (no F_SETOWN/F_SETSIG,
-	// no locks, no leases, no seals).
-	for _, cmd := range []uint64{unix.F_GETFD, unix.F_SETFD, unix.F_GETFL, unix.F_SETFL, unix.F_DUPFD, unix.F_DUPFD_CLOEXEC} {
+	// no locks, no leases, no adding seals). F_GET_SEALS is read-only: the
+	// switchless channel (internal/shm) uses it to check that the host can
+	// no longer shrink the shared region under the enclave.
+	for _, cmd := range []uint64{unix.F_GETFD, unix.F_SETFD, unix.F_GETFL, unix.F_SETFL, unix.F_DUPFD, unix.F_DUPFD_CLOEXEC, unix.F_GET_SEALS} {
 		out = append(out, c("fcntl", eq(1, cmd)))
 	}
 	return out
