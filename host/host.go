@@ -289,10 +289,14 @@ func (e *Enclave) handshake(ctx context.Context) error {
 // lostError builds the error for a lost enclave, waiting briefly for the process's exit status.
 func (e *Enclave) lostError(cause error) *LostError {
 	le := &LostError{Name: e.name, Cause: cause}
+	if errors.Is(cause, wire.ErrProtocol) || errors.Is(cause, wire.ErrTooLarge) {
+		// Alive but misbehaving: it is lost to us all the same.
+		e.inst.Kill()
+	}
 	select {
 	case <-e.inst.Done():
 	case <-time.After(time.Second):
-		// Alive but misbehaving: it is lost to us all the same.
+		// The channel ended but the process lingers; do not wait for it.
 		e.inst.Kill()
 		<-e.inst.Done()
 	}

@@ -1,0 +1,224 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asylo-go/asylo/backend"
+	"github.com/asylo-go/asylo/host"
+	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/internal/wire"
+)
+
+// fakeBackend hands the host one end of a pipe; the test plays a (misbehaving) enclave on the
+// other end with script.
+type fakeBackend struct {
+	script func(c *wire.Conn, raw net.Conn)
+}
+
+func (f fakeBackend) Name() string { return "fake" }
+
+func (f fakeBackend) Start(ctx context.Context, spec backend.Spec) (backend.Instance, error) {
+	a, b := net.Pipe()
+	in := &fakeInstance{ch: a, peer: b, done: make(chan struct{})}
+	go func() {
+		f.script(wire.NewConn(b, 0), b)
+		// A misbehaving enclave is killed by the host; one that finished its script exits.
+		in.exit(&backend.ExitError{Code: 9})
+	}()
+	return in, nil
+}
+
+type fakeInstance struct {
+	ch, peer net.Conn
+	once     sync.Once
+	done     chan struct{}
+	err      error
+}
+
+func (i *fakeInstance) Channel() io.ReadWriteCloser { return i.ch }
+func (i *fakeInstance) Identity() identity.Identity {
+	return identity.Identity{Backend: "fake", Debug: true}
+}
+func (i *fakeInstance) Done() <-chan struct{} { return i.done }
+func (i *fakeInstance) Wait() error           { <-i.done; return i.err }
+func (i *fakeInstance) Kill() error {
+	i.exit(&backend.ExitError{Code: -1, Signal: "killed"})
+	return nil
+}
+
+func (i *fakeInstance) exit(err error) {
+	i.once.Do(func() {
+		i.err = err
+		i.peer.Close()
+		close(i.done)
+	})
+}
+
+func hello(c *wire.Conn) {
+	c.WriteFrame(wire.KindHello, 0, wire.AppendHello(nil, wire.Hello{Version: wire.Version, MaxBody: 1 << 20}))
+}
+
+// answerInit reads INIT and answers OK, returning false if the host sent something else.
+func answerInit(c *wire.Conn) bool {
+	f, err := c.ReadFrame()
+	if err != nil || f.Kind != wire.KindInit {
+		return false
+	}
+	return c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK)) == nil
+}
+
+func raw(kind wire.Kind, id uint64, body []byte) []byte {
+	h := make([]byte, wire.HeaderSize)
+	wire.PutHeader(h, kind, id, len(body))
+	return append(h, body...)
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func TestHostileHandshake(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		script func(c *wire.Conn, _ net.Conn)
+	}{
+		{"no hello", func(c *wire.Conn, _ net.Conn) {}},
+		{"wrong version", func(c *wire.Conn, _ net.Conn) {
+			c.WriteFrame(wire.KindHello, 0, wire.AppendHello(nil, wire.Hello{Version: 2, MaxBody: 1 << 20}))
+		}},
+		{"result first", func(c *wire.Conn, _ net.Conn) { c.WriteFrame(wire.KindResult, 1, wire.AppendStatus(nil, 0)) }},
+		{"garbage", func(c *wire.Conn, _ net.Conn) { c.WriteFrame(99, 0) }},
+		{"tiny max body", func(c *wire.Conn, _ net.Conn) {
+			c.WriteFrame(wire.KindHello, 0, wire.AppendHello(nil, wire.Hello{Version: 1, MaxBody: 10}))
+		}},
+		{"init answered for another id", func(c *wire.Conn, _ net.Conn) {
+			hello(c)
+			c.ReadFrame()
+			c.WriteFrame(wire.KindResult, 42, wire.AppendStatus(nil, wire.StatusOK))
+			time.Sleep(time.Second)
+		}},
+		{"unknown status", func(c *wire.Conn, _ net.Conn) {
+			hello(c)
+			f, _ := c.ReadFrame()
+			c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, 1000))
+			time.Sleep(time.Second)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := host.Load(ctx, host.LoadConfig{Name: "evil", Backend: fakeBackend{tc.script}, Logger: quiet})
+			if !errors.Is(err, host.ErrEnclaveLost) {
+				t.Errorf("Load = %v, want ErrEnclaveLost", err)
+			}
+		})
+	}
+}
+
+// After a good start, any protocol violation by the enclave fails pending calls with
+// ErrEnclaveLost, and the host goes on.
+func TestHostileEnclave(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reply func(c *wire.Conn, call wire.Frame)
+	}{
+		{"result for unknown id", func(c *wire.Conn, f wire.Frame) {
+			c.WriteFrame(wire.KindResult, f.ID+100, wire.AppendStatus(nil, 0))
+		}},
+		{"oversized error message", func(c *wire.Conn, f wire.Frame) {
+			c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusApplication), bytes.Repeat([]byte("x"), 5000))
+		}},
+		{"init frame from enclave", func(c *wire.Conn, f wire.Frame) { c.WriteFrame(wire.KindInit, 1) }},
+		{"malformed log", func(c *wire.Conn, f wire.Frame) { c.WriteFrame(wire.KindLog, 0, []byte{1}) }},
+		{"truncated frame then close", func(c *wire.Conn, f wire.Frame) {
+			c.WriteFrame(wire.KindResult, f.ID) // no status: malformed body
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script := func(c *wire.Conn, _ net.Conn) {
+				hello(c)
+				if !answerInit(c) {
+					return
+				}
+				f, err := c.ReadFrame()
+				if err != nil {
+					return
+				}
+				go func() { // keep draining so host writes never block
+					for {
+						if _, err := c.ReadFrame(); err != nil {
+							return
+						}
+					}
+				}()
+				tc.reply(c, f)
+				time.Sleep(2 * time.Second)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			e, err := host.Load(ctx, host.LoadConfig{Name: "evil", Backend: fakeBackend{script}, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = e.Call(ctx, "m", []byte("x"))
+			var le *host.LostError
+			if !errors.As(err, &le) {
+				t.Fatalf("Call = %v, want *LostError", err)
+			}
+			if !errors.Is(le, wire.ErrProtocol) && !errors.Is(le, wire.ErrTooLarge) {
+				t.Errorf("cause %v, want a protocol error", le.Cause)
+			}
+			if _, err := e.Call(ctx, "m", nil); !errors.Is(err, host.ErrEnclaveLost) {
+				t.Errorf("later Call = %v", err)
+			}
+		})
+	}
+}
+
+// FuzzHostReader plays an enclave that says HELLO, answers INIT, then sends arbitrary bytes:
+// the host must end up with a usable answer or ErrEnclaveLost, never panic or hang.
+func FuzzHostReader(f *testing.F) {
+	f.Add(raw(wire.KindResult, 2, wire.AppendStatus(nil, wire.StatusOK)))
+	f.Add(raw(wire.KindLog, 0, wire.AppendLog(nil, wire.LogRecord{Message: "m"})))
+	f.Add(raw(wire.KindHostCall, 1, wire.AppendHostCallHeader(nil, wire.OpUntrustedTime)))
+	f.Add(raw(wire.KindResult, 2, append(wire.AppendStatus(nil, wire.StatusPanic), "boom"...)))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		script := func(c *wire.Conn, rawConn net.Conn) {
+			hello(c)
+			if !answerInit(c) {
+				return
+			}
+			go func() {
+				for {
+					if _, err := c.ReadFrame(); err != nil {
+						return
+					}
+				}
+			}()
+			rawConn.Write(stream)
+			time.Sleep(50 * time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e, err := host.Load(ctx, host.LoadConfig{Backend: fakeBackend{script}, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, cancel2 := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel2()
+		_, err = e.Call(c2, "m", nil)
+		if err != nil && !errors.Is(err, host.ErrEnclaveLost) && !errors.Is(err, context.DeadlineExceeded) {
+			var ee *host.EnclaveError
+			if !errors.As(err, &ee) {
+				t.Fatalf("unexpected error %v", err)
+			}
+		}
+		e.Destroy(ctx, nil)
+	})
+}
