@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/asylo-go/asylo/backend"
+	"github.com/asylo-go/asylo/host"
+	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/internal/enclavetest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	enclavetest.Cleanup()
+	os.Exit(code)
+}
+
+// copyEnclave gives each test its own binary, since run writes a manifest beside it.
+func copyEnclave(t *testing.T) string {
+	b, err := os.ReadFile(enclavetest.Build(t, "./examples/quickstart/enclave"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "quickstart.enclave")
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestQuickstart(t *testing.T) {
+	path := copyEnclave(t)
+	var out bytes.Buffer
+	if err := run(context.Background(), path, "attack at dawn", &out); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	for _, want := range []string{"enclave loaded on sim", "debug false", "plaintext   attack at dawn", "tampered ciphertext refused"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "ciphertext  "+"61747461636b") { // hex of "attack"
+		t.Errorf("plaintext visible in ciphertext")
+	}
+	m, _ := identity.MeasureFile(path)
+	if !strings.Contains(s, m.String()) {
+		t.Errorf("measurement %s not reported", m)
+	}
+}
+
+// The signature check is real: a binary changed after signing, or an unsigned one, does not load.
+func TestQuickstartRefusesTampering(t *testing.T) {
+	path := copyEnclave(t)
+	if err := run(context.Background(), path, "x", &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0})
+	f.Close()
+	_, err = host.Load(context.Background(), host.LoadConfig{Path: path})
+	if !errors.Is(err, identity.ErrMeasurementMismatch) {
+		t.Errorf("tampered binary: %v, want ErrMeasurementMismatch", err)
+	}
+	os.Remove(identity.ManifestPath(path))
+	if _, err := host.Load(context.Background(), host.LoadConfig{Path: path}); !errors.Is(err, backend.ErrUnsigned) {
+		t.Errorf("unsigned binary: %v, want ErrUnsigned", err)
+	}
+}
