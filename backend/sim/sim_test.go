@@ -2,8 +2,17 @@ package sim_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/asylo-go/asylo/backend"
+	"github.com/asylo-go/asylo/identity"
 
 	"github.com/asylo-go/asylo/backend/sim"
 	"github.com/asylo-go/asylo/host"
@@ -42,4 +51,97 @@ func TestConformanceSwitchless(t *testing.T) {
 		},
 		Isolated: true,
 	})
+}
+
+// The enclave process lives in its own namespaces and runs unprivileged, seen from the host.
+func TestNamespacesAndCredentials(t *testing.T) {
+	ctx := context.Background()
+	e, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx, nil)
+	pid, ok := e.Process()
+	if !ok {
+		t.Fatal("sim enclave has no process id")
+	}
+	for _, ns := range []string{"user", "pid", "mnt", "net", "ipc", "uts"} {
+		mine, err1 := os.Readlink("/proc/self/ns/" + ns)
+		theirs, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+		if err1 != nil || err2 != nil {
+			t.Fatalf("reading %s namespace links: %v %v", ns, err1, err2)
+		}
+		if mine == theirs {
+			t.Errorf("enclave shares the host's %s namespace (%s)", ns, mine)
+		}
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 1 && (f[0] == "Uid:" || f[0] == "Gid:") && f[1] == "0":
+			t.Errorf("enclave runs as root: %s", line)
+		case len(f) > 1 && (f[0] == "CapEff:" || f[0] == "CapPrm:") && strings.Trim(f[1], "0") != "":
+			t.Errorf("enclave has capabilities: %s", line)
+		case len(f) > 1 && f[0] == "Seccomp:" && f[1] != "2":
+			t.Errorf("enclave not under a seccomp filter: %s", line)
+		case len(f) > 1 && f[0] == "NoNewPrivs:" && f[1] != "1":
+			t.Errorf("no_new_privs not set: %s", line)
+		}
+	}
+}
+
+// What runs is what was measured: replacing the file after load changes nothing in the running
+// enclave, and the identity is the hash of the bytes loaded.
+func TestMeasurementIsOfExecutedBytes(t *testing.T) {
+	src, err := os.ReadFile(testEnclave(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "e.enclave")
+	if err := os.WriteFile(path, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	e, err := host.Load(ctx, host.LoadConfig{Path: path, Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx, nil)
+	if want := identity.Measurement(sha256.Sum256(src)); e.Identity().Measurement != want {
+		t.Errorf("measurement %s, want sha256 of the file %s", e.Identity().Measurement, want)
+	}
+	pid, _ := e.Process()
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil || !strings.HasPrefix(exe, "/memfd:asylo-enclave") {
+		t.Errorf("enclave executes %q (%v), want the sealed memfd", exe, err)
+	}
+	// Overwrite the file: the running enclave is unaffected.
+	os.WriteFile(path, []byte("not an enclave any more"), 0o755)
+	if out, err := e.Call(ctx, "echo", []byte("still me")); err != nil || string(out) != "still me" {
+		t.Errorf("after replacing the file: %q, %v", out, err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	notELF := filepath.Join(dir, "script")
+	os.WriteFile(notELF, []byte("#!/bin/sh\necho hi\n"), 0o755)
+	for _, tc := range []struct {
+		path string
+		want error
+	}{
+		{filepath.Join(dir, "missing"), fs.ErrNotExist},
+		{notELF, backend.ErrNotEnclave},
+		{dir, backend.ErrNotEnclave},
+		{testEnclave(t), backend.ErrUnsigned}, // not debug, no manifest
+	} {
+		if _, err := host.Load(ctx, host.LoadConfig{Path: tc.path}); !errors.Is(err, tc.want) {
+			t.Errorf("Load(%s) = %v, want %v", tc.path, err, tc.want)
+		}
+	}
 }
