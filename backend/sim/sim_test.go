@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/asylo-go/asylo/backend"
 	"github.com/asylo-go/asylo/identity"
@@ -21,6 +24,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv("ASYLO_TEST_HOST_PROCESS"); path != "" {
+		hostProcess(path)
+		return
+	}
 	code := m.Run()
 	enclavetest.Cleanup()
 	os.Exit(code)
@@ -143,5 +150,47 @@ func TestLoadErrors(t *testing.T) {
 		if _, err := host.Load(ctx, host.LoadConfig{Path: tc.path}); !errors.Is(err, tc.want) {
 			t.Errorf("Load(%s) = %v, want %v", tc.path, err, tc.want)
 		}
+	}
+}
+
+// hostProcess is a host that loads an enclave, reports its pid, and waits to be killed.
+func hostProcess(path string) {
+	e, err := host.Load(context.Background(), host.LoadConfig{Path: path, Debug: true})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	pid, _ := e.Process()
+	fmt.Println(pid)
+	select {}
+}
+
+// If the host process dies, its enclaves die with it: no orphan keeps running with secrets.
+func TestEnclaveDiesWithHost(t *testing.T) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "ASYLO_TEST_HOST_PROCESS="+testEnclave(t))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Fscan(out, &pid); err != nil || pid <= 0 {
+		cmd.Process.Kill()
+		t.Fatalf("host process did not report an enclave pid: %v", err)
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("enclave %d not running: %v", pid, err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("enclave %d still alive 10s after its host was killed", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
