@@ -216,6 +216,9 @@ func (s *server) serveCall(ctx context.Context, cancel context.CancelFunc, kind 
 		if err == nil {
 			s.state = stateRunning
 			s.initOK = true
+			for _, w := range sandboxWarnings {
+				s.logger.Debug("sandbox: layer not fully applied on this kernel (asylo doctor explains)", "detail", w)
+			}
 		} else {
 			s.state = stateInitFailed
 		}

@@ -22,8 +22,14 @@ func init() {
 	if os.Getenv(wire.EnvSandbox) != "1" {
 		return
 	}
-	if _, err := sandbox.Restrict(sandbox.Options{}); err != nil {
+	rep, err := sandbox.Restrict(sandbox.Options{})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "asylo enclave: cannot sandbox the process:", err)
 		os.Exit(70)
 	}
+	// Reported to the host's log once the channel is up (see serveCall).
+	sandboxWarnings = rep.Warnings
 }
+
+// sandboxWarnings are what Restrict could not fully apply on this machine. Set once, by init.
+var sandboxWarnings []string
