@@ -230,7 +230,11 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 		Timeout: timeout(ctx), Name: cfg.Name, LogLevel: int32(cfg.LogLevel), Identity: e.id,
 	})
 	if _, err := e.roundTrip(ctx, wire.KindInit, h, cfg.Config); err != nil {
+		e.mu.Lock()
+		e.destroyed = true // the read loop is to take what follows as an orderly end
+		e.mu.Unlock()
 		e.kill()
+		<-e.readDone
 		if errors.Is(err, ErrEnclaveLost) || ctx.Err() != nil {
 			return nil, fmt.Errorf("host: loading %s: %w", cfg.Name, err)
 		}
@@ -484,10 +488,11 @@ func (e *Enclave) readLoop() {
 		}
 		if err != nil {
 			e.mu.Lock()
-			destroyed := e.destroyed
+			// Destroyed, and no call (FINALIZE included) still waits for an answer: the end of
+			// the channel is the enclave exiting as asked.
+			orderly := e.destroyed && len(e.pending) == 0
 			e.mu.Unlock()
-			if destroyed {
-				// Destroy closed the channel after the enclave exited.
+			if orderly {
 				e.setErr(ErrDestroyed)
 				return
 			}

@@ -272,9 +272,10 @@ func (i *instance) wait() {
 	}
 	i.err = err
 	close(i.done)
-	// A blocked reader on the shared-memory channel cannot see the process die; wake it.
+	// A blocked reader on the shared-memory channel cannot see the process die: wake it, after
+	// letting it drain what the enclave wrote last (its FINALIZE result, say).
 	if c, ok := i.ch.(*shmChannel); ok {
-		c.Conn.Close()
+		c.Conn.PeerGone()
 	}
 }
 

@@ -194,3 +194,19 @@ func TestEnclaveDiesWithHost(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Over shared memory the enclave's last message (the FINALIZE result) must not be lost when the
+// process exits right after writing it.
+func TestSwitchlessDestroyDeliversFinalize(t *testing.T) {
+	path := testEnclave(t)
+	ctx := context.Background()
+	for i := range 30 {
+		e, err := host.Load(ctx, host.LoadConfig{Path: path, Debug: true, Backend: sim.New(sim.Switchless())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Destroy(ctx, []byte("fail-fini")); err == nil || !strings.Contains(err.Error(), "finalize refused") {
+			t.Fatalf("round %d: Destroy = %v, want the Finalize error itself", i, err)
+		}
+	}
+}

@@ -478,6 +478,23 @@ func (c *Conn) signalClosed() {
 	}
 }
 
+// PeerGone tells the endpoint that the peer process has exited without closing: Read returns
+// what the peer had published and then io.EOF, and Write fails, as after a Close by the peer.
+// Use it, rather than Close, when the peer is known to be dead, so that its last messages are
+// still delivered. It is safe only once the peer can no longer write to the region.
+func (c *Conn) PeerGone() {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.mem == nil {
+		return
+	}
+	atomic.SwapUint32(c.peerClosed, 1)
+	for _, w := range []*uint32{c.in.dataSeq, c.in.spaceSeq, c.out.dataSeq, c.out.spaceSeq} {
+		atomic.AddUint32(w, 1)
+		futexWake(w)
+	}
+}
+
 // Close marks the channel closed in shared memory, wakes the peer and any
 // local blocked Read/Write (which return io.ErrClosedPipe), waits for them
 // to return and unmaps the region. It is idempotent and always returns nil.
