@@ -1,0 +1,448 @@
+package snp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-sev-guest/abi"
+	"github.com/google/go-sev-guest/kds"
+	"github.com/google/go-sev-guest/verify/trust"
+)
+
+func TestVerifyRealReport(t *testing.T) {
+	ev := realEvidence(t)
+	for name, opts := range map[string]Options{
+		"default roots":  {CurrentTime: realTime, AllowDebug: true},
+		"explicit roots": {CurrentTime: realTime, AllowDebug: true, Roots: DefaultRoots()},
+		"milan only": {CurrentTime: realTime, AllowDebug: true, Roots: func() *Roots {
+			r := NewRoots()
+			if err := r.AddKDSCertChain(Milan, milanVCEKChain); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, err := Verify(context.Background(), ev, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Version != 2 || r.SigningKey != VCEK || r.ProductLine != Milan || r.VMPL != 0 {
+				t.Errorf("version %d, signing key %v, product line %q, VMPL %d", r.Version, r.SigningKey, r.ProductLine, r.VMPL)
+			}
+			// The real report comes from a debuggable guest (POLICY 0xb0000:
+			// SMT, the must-be-one bit 17, DEBUG).
+			if !r.Policy.Debug || !r.Policy.SMT || r.Policy.MigrateMA {
+				t.Errorf("policy %+v", r.Policy)
+			}
+			if r.EndorsementKey == nil || r.EndorsementKey.Subject.CommonName != "SEV-VCEK" {
+				t.Errorf("endorsement key %v", r.EndorsementKey)
+			}
+			if r.ReportedTCB != r.CurrentTCB || r.ReportedTCB.SNP != 5 || r.ReportedTCB.Microcode != 0x44 || r.ReportedTCB.BootLoader != 2 {
+				t.Errorf("reported TCB %+v, current %+v", r.ReportedTCB, r.CurrentTCB)
+			}
+			if !bytes.Equal(r.Raw, ev.Report) {
+				t.Error("Raw is not the report")
+			}
+		})
+	}
+}
+
+func TestParseRealReport(t *testing.T) {
+	ev := realEvidence(t)
+	r, err := Parse(ev.Report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.EndorsementKey != nil || r.ProductLine != "" {
+		t.Error("Parse set verification results")
+	}
+	if r.SignatureAlgo != 1 || r.Policy.Raw != 0xb0000 || r.CPUIDFamily != 0 {
+		t.Errorf("signature algo %d, policy %#x, family %#x", r.SignatureAlgo, r.Policy.Raw, r.CPUIDFamily)
+	}
+}
+
+func TestVerifyRealReportTimes(t *testing.T) {
+	ev := realEvidence(t)
+	for name, at := range map[string]time.Time{
+		"after VCEK NotAfter":   time.Date(2029, time.September, 24, 0, 55, 29, 0, time.UTC),
+		"before VCEK NotBefore": time.Date(2022, time.September, 24, 0, 55, 27, 0, time.UTC),
+		"2050":                  time.Date(2050, time.January, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Verify(context.Background(), ev, Options{CurrentTime: at, AllowDebug: true})
+			if !errors.Is(err, ErrCertificateExpired) {
+				t.Fatalf("got %v, want ErrCertificateExpired", err)
+			}
+			checkOneSentinel(t, err)
+		})
+	}
+	for _, at := range []time.Time{
+		time.Date(2022, time.September, 24, 0, 55, 28, 0, time.UTC),
+		time.Date(2029, time.September, 24, 0, 55, 28, 0, time.UTC),
+	} {
+		if _, err := Verify(context.Background(), ev, Options{CurrentTime: at, AllowDebug: true}); err != nil {
+			t.Errorf("at the edge %v: %v", at, err)
+		}
+	}
+}
+
+func TestVerifyRealReportUntrustedRoot(t *testing.T) {
+	ev := realEvidence(t)
+	genoaOnly := NewRoots()
+	if err := genoaOnly.AddKDSCertChain(Genoa, genoaVCEKChain); err != nil {
+		t.Fatal(err)
+	}
+	for name, roots := range map[string]*Roots{
+		"test ARK":   newFakeAMD(t).roots(t),
+		"empty":      NewRoots(),
+		"genoa only": genoaOnly,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Verify(context.Background(), ev, Options{Roots: roots, CurrentTime: realTime, AllowDebug: true})
+			if !errors.Is(err, ErrUntrustedRoot) {
+				t.Fatalf("got %v, want ErrUntrustedRoot", err)
+			}
+			checkOneSentinel(t, err)
+		})
+	}
+}
+
+func TestVerifyRealReportPolicy(t *testing.T) {
+	ev := realEvidence(t)
+	r, err := Parse(ev.Report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// The real report's REPORT_DATA, as the guest set it.
+	if _, err := Verify(ctx, ev, Options{CurrentTime: realTime, AllowDebug: true, ReportData: &r.ReportData}); err != nil {
+		t.Errorf("own report_data: %v", err)
+	}
+	other := r.ReportData
+	other[63] ^= 1
+	if _, err := Verify(ctx, ev, Options{CurrentTime: realTime, AllowDebug: true, ReportData: &other}); !errors.Is(err, ErrReportDataMismatch) {
+		t.Errorf("other report_data: got %v, want ErrReportDataMismatch", err)
+	}
+	min := r.ReportedTCB
+	if _, err := Verify(ctx, ev, Options{CurrentTime: realTime, AllowDebug: true, MinimumTCB: min}); err != nil {
+		t.Errorf("minimum TCB = reported: %v", err)
+	}
+	min.SNP++
+	if _, err := Verify(ctx, ev, Options{CurrentTime: realTime, AllowDebug: true, MinimumTCB: min}); !errors.Is(err, ErrTCBTooLow) {
+		t.Errorf("minimum SNP SVN above reported: got %v, want ErrTCBTooLow", err)
+	}
+}
+
+func TestVerifyRealReportDebug(t *testing.T) {
+	_, err := Verify(context.Background(), realEvidence(t), Options{CurrentTime: realTime})
+	if !errors.Is(err, ErrDebugNotAllowed) {
+		t.Fatalf("got %v, want ErrDebugNotAllowed", err)
+	}
+	checkOneSentinel(t, err)
+}
+
+func TestVerifyMissingCertificate(t *testing.T) {
+	ev := realEvidence(t)
+	ev.EndorsementKeyCert = nil
+	_, err := Verify(context.Background(), ev, Options{CurrentTime: realTime, AllowDebug: true})
+	if !errors.Is(err, ErrCertificateUnavailable) {
+		t.Fatalf("offline: got %v, want ErrCertificateUnavailable", err)
+	}
+	// With a getter (a fake KDS on a map, no network), the VCEK is fetched.
+	vcek := realEvidence(t).EndorsementKeyCert
+	getter := &mapGetter{}
+	if _, err := Verify(context.Background(), ev, Options{CurrentTime: realTime, AllowDebug: true, Getter: getter}); !errors.Is(err, ErrCertificateUnavailable) {
+		t.Fatalf("empty KDS: got %v, want ErrCertificateUnavailable", err)
+	}
+	getter.vcek = vcek
+	r, err := Verify(context.Background(), ev, Options{CurrentTime: realTime, AllowDebug: true, Getter: getter})
+	if err != nil {
+		t.Fatalf("fetched VCEK: %v", err)
+	}
+	if !bytes.Equal(r.EndorsementKey.Raw, vcek) {
+		t.Error("not the fetched VCEK")
+	}
+	for _, u := range getter.asked {
+		if !strings.HasPrefix(u, "https://kdsintf.amd.com/vcek/v1/Milan/") {
+			t.Errorf("asked for %s", u)
+		}
+	}
+}
+
+// mapGetter is a KDS that serves the Milan cert_chain and any VCEK request
+// with vcek, if set.
+type mapGetter struct {
+	vcek  []byte
+	asked []string
+}
+
+func (g *mapGetter) Get(url string) ([]byte, error) {
+	g.asked = append(g.asked, url)
+	switch {
+	case strings.HasSuffix(url, "/cert_chain"):
+		return trust.AskArkMilanVcekBytes, nil
+	case g.vcek != nil:
+		return g.vcek, nil
+	}
+	return nil, errors.New("404")
+}
+
+func TestVerifyMalformedCertificate(t *testing.T) {
+	ev := realEvidence(t)
+	for name, cert := range map[string][]byte{
+		"garbage":   []byte("not a certificate"),
+		"truncated": ev.EndorsementKeyCert[:len(ev.EndorsementKeyCert)-1],
+		"too large": make([]byte, MaxCertificateSize+1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Verify(context.Background(), Evidence{Report: ev.Report, EndorsementKeyCert: cert}, Options{CurrentTime: realTime, AllowDebug: true})
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("got %v, want ErrMalformed", err)
+			}
+		})
+	}
+	// A certificate of the right chain that is not the VCEK: the ASK.
+	ask := DefaultRoots().byLine[Milan][0].ProductCerts.Ask.Raw
+	_, err := Verify(context.Background(), Evidence{Report: ev.Report, EndorsementKeyCert: ask}, Options{CurrentTime: realTime, AllowDebug: true})
+	if !errors.Is(err, ErrUntrustedRoot) {
+		t.Fatalf("ASK as VCEK: got %v, want ErrUntrustedRoot", err)
+	}
+}
+
+// TestByteFlips flips each byte of the real report (XOR 0xff), one at a
+// time: none may verify, none may panic, each error wraps one sentinel.
+func TestByteFlips(t *testing.T) {
+	ev := realEvidence(t)
+	step := 1
+	if testing.Short() {
+		step = 7
+	}
+	counts := map[string]int{}
+	for i := 0; i < ReportSize; i += step {
+		report := bytes.Clone(ev.Report)
+		report[i] ^= 0xff
+		_, err := Verify(context.Background(), Evidence{Report: report, EndorsementKeyCert: ev.EndorsementKeyCert}, Options{CurrentTime: realTime, AllowDebug: true})
+		if err == nil {
+			t.Errorf("flip of byte %#x verifies", i)
+			continue
+		}
+		checkOneSentinel(t, err)
+		for _, s := range sentinels {
+			if errors.Is(err, s) {
+				counts[s.Error()]++
+			}
+		}
+	}
+	t.Logf("refusals by sentinel: %v", counts)
+}
+
+// TestByteFlipsSingleBit flips single bits of the signed part, which reach
+// values a whole-byte flip skips (e.g. VERSION 3, a single policy bit).
+// Bits 0 and 7 of every byte and one more bit chosen by the offset; -short
+// samples every 13th byte.
+func TestByteFlipsSingleBit(t *testing.T) {
+	ev := realEvidence(t)
+	step := 1
+	if testing.Short() {
+		step = 13
+	}
+	for i := 0; i < signedSize; i += step {
+		for _, bit := range []int{0, 7, i % 8} {
+			report := bytes.Clone(ev.Report)
+			report[i] ^= 1 << bit
+			_, err := Verify(context.Background(), Evidence{Report: report, EndorsementKeyCert: ev.EndorsementKeyCert}, Options{CurrentTime: realTime, AllowDebug: true})
+			if err == nil {
+				t.Errorf("flip of byte %#x bit %d verifies", i, bit)
+				continue
+			}
+			checkOneSentinel(t, err)
+		}
+	}
+}
+
+// signedSize is the length of the signed part of a report (0x2A0 bytes).
+var signedSize = len(abi.SignedComponent(make([]byte, ReportSize)))
+
+func TestTruncations(t *testing.T) {
+	ev := realEvidence(t)
+	for n := 0; n < len(ev.Report); n++ {
+		if _, err := Parse(ev.Report[:n]); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("Parse of %d bytes: got %v, want ErrMalformed", n, err)
+		}
+		_, err := Verify(context.Background(), Evidence{Report: ev.Report[:n], EndorsementKeyCert: ev.EndorsementKeyCert}, Options{CurrentTime: realTime, AllowDebug: true})
+		if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("Verify of %d bytes: got %v, want ErrMalformed", n, err)
+		}
+	}
+	if _, err := Parse(append(bytes.Clone(ev.Report), 0)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("trailing byte: got %v, want ErrMalformed", err)
+	}
+	// Truncated certificates: every length.
+	step := 1
+	if testing.Short() {
+		step = 11
+	}
+	for n := 0; n < len(ev.EndorsementKeyCert); n += step {
+		_, err := Verify(context.Background(), Evidence{Report: ev.Report, EndorsementKeyCert: ev.EndorsementKeyCert[:n]}, Options{CurrentTime: realTime, AllowDebug: true})
+		if err == nil {
+			t.Fatalf("certificate truncated to %d bytes verifies", n)
+		}
+		checkOneSentinel(t, err)
+	}
+}
+
+func TestDefaultRootsPinned(t *testing.T) {
+	r := DefaultRoots()
+	if got := strings.Join(r.ProductLines(), ","); got != "Genoa,Milan,Turin" {
+		t.Fatalf("product lines %s", got)
+	}
+	want := map[string]string{
+		Milan: "69D063B45344D26A2E94E1F4210DE49EF555308287D4C174445C95639A540BCD",
+		Genoa: "4C6598D19C18719C5DFD4A7D335F674E5BFE1D8F800CEA2CF270C10D103DB2F1",
+		Turin: "1F084161A44BB6D93778A904877D4819CAFA5D05EF4193B2DED9DD9C73DD3F6A",
+	}
+	for line, roots := range r.byLine {
+		if len(roots) != 1 {
+			t.Fatalf("%s: %d roots, want 1 (VCEK and VLEK chains share the ARK)", line, len(roots))
+		}
+		pc := roots[0].ProductCerts
+		if pc.Ask == nil || pc.Asvk == nil || pc.Ark == nil {
+			t.Fatalf("%s: missing ASK, ASVK or ARK", line)
+		}
+		sum := sha256.Sum256(pc.Ark.Raw)
+		if got := strings.ToUpper(hex.EncodeToString(sum[:])); got != want[line] {
+			t.Errorf("%s ARK SHA-256 %s, want %s", line, got, want[line])
+		}
+		// The embedded ARK and ASK are go-sev-guest's.
+		lib, err := trust.GetDefaultRootCerts(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !lib.ProductCerts.Ark.Equal(pc.Ark) || !lib.ProductCerts.Ask.Equal(pc.Ask) {
+			t.Errorf("%s: embedded chain differs from go-sev-guest's", line)
+		}
+	}
+	// Each call is a fresh set.
+	DefaultRoots().byLine[Milan] = nil
+	if DefaultRoots().byLine[Milan] == nil {
+		t.Error("DefaultRoots shares state between calls")
+	}
+	// The embedded files are the ones in go-sev-guest, byte for byte.
+	for file, lib := range map[string][]byte{
+		"trust/ask_ark_milan.pem":      trust.AskArkMilanVcekBytes,
+		"trust/ask_ark_milan_vlek.pem": trust.AskArkMilanVlekBytes,
+		"trust/ask_ark_genoa.pem":      trust.AskArkGenoaVcekBytes,
+		"trust/ask_ark_genoa_vlek.pem": trust.AskArkGenoaVlekBytes,
+		"trust/ask_ark_turin_vcek.pem": trust.AskArkTurinVcekBytes,
+		"trust/ask_ark_turin_vlek.pem": trust.AskArkTurinVlekBytes,
+	} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, lib) {
+			t.Errorf("%s differs from go-sev-guest's copy", file)
+		}
+	}
+}
+
+func TestAddKDSCertChain(t *testing.T) {
+	for name, tc := range map[string]struct {
+		line  string
+		chain []byte
+	}{
+		"unknown line":  {"Naples", milanVCEKChain},
+		"wrong line":    {Genoa, milanVCEKChain},
+		"empty":         {Milan, nil},
+		"one cert":      {Milan, milanVCEKChain[:bytes.Index(milanVCEKChain, []byte("-----END CERTIFICATE-----"))+26]},
+		"three certs":   {Milan, append(bytes.Clone(milanVCEKChain), milanVCEKChain[:bytes.Index(milanVCEKChain, []byte("-----END CERTIFICATE-----"))+26]...)},
+		"root first":    {Milan, swapPEM(t, milanVCEKChain)},
+		"foreign ASK":   {Milan, append(bytes.Clone(genoaVCEKChain[:bytes.Index(genoaVCEKChain, []byte("-----END CERTIFICATE-----"))+26]), milanVCEKChain[bytes.Index(milanVCEKChain, []byte("-----END CERTIFICATE-----"))+26:]...)},
+		"trailing junk": {Milan, append(bytes.Clone(milanVCEKChain), "junk"...)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := NewRoots().AddKDSCertChain(tc.line, tc.chain); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func swapPEM(t *testing.T, chain []byte) []byte {
+	t.Helper()
+	i := bytes.Index(chain, []byte("-----END CERTIFICATE-----")) + 26
+	return append(bytes.Clone(chain[i:]), chain[:i]...)
+}
+
+func TestUnsupportedReports(t *testing.T) {
+	ev := realEvidence(t)
+	set := func(off int, v ...byte) []byte {
+		r := bytes.Clone(ev.Report)
+		copy(r[off:], v)
+		return r
+	}
+	for name, tc := range map[string]struct {
+		report []byte
+		want   error
+	}{
+		"version 1":         {set(0, 1), ErrUnsupported},
+		"version 6":         {set(0, 6), ErrUnsupported},
+		"signature algo 2":  {set(0x34, 2), ErrUnsupported},
+		"unsigned report":   {set(0x48, 7<<2), ErrUnsupported},
+		"reserved signer":   {set(0x48, 3<<2), ErrMalformed},
+		"policy bit 17 off": {set(0x0a, 0x09), ErrMalformed},
+		"reserved 0x4c":     {set(0x4c, 1), ErrMalformed},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Verify(context.Background(), Evidence{Report: tc.report, EndorsementKeyCert: ev.EndorsementKeyCert}, Options{CurrentTime: realTime, AllowDebug: true})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestValidateOptionsCheckedAgainstLibrary makes sure the TCB parts we pass
+// map to the library's as named.
+func TestTCBFromRaw(t *testing.T) {
+	v, _ := kds.ComposeTCBParts(kds.TCBParts{BlSpl: 1, TeeSpl: 2, SnpSpl: 3, UcodeSpl: 4})
+	got := tcbFromRaw(uint64(v))
+	if got != (TCB{Raw: uint64(v), BootLoader: 1, TEE: 2, SNP: 3, Microcode: 4}) {
+		t.Fatalf("%+v", got)
+	}
+	_ = abi.ReportSize
+}
+
+func BenchmarkVerify(b *testing.B) {
+	ev := realEvidence(b)
+	opts := Options{CurrentTime: realTime, AllowDebug: true, Roots: DefaultRoots()}
+	var rd [64]byte
+	r, _ := Parse(ev.Report)
+	rd = r.ReportData
+	opts.ReportData = &rd
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Verify(ctx, ev, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	ev := realEvidence(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(ev.Report); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
