@@ -58,6 +58,13 @@ type Instance interface {
 	Kill() error
 }
 
+// Attester is implemented by instances whose platform can produce attestation evidence for the
+// enclave. The evidence binds userData (at most 64 bytes) and the identity the back-end measured,
+// and is returned as an encoded attest.Evidence envelope.
+type Attester interface {
+	Attest(ctx context.Context, userData []byte) ([]byte, error)
+}
+
 // ExitError reports an enclave that exited with a non-zero status or was killed by a signal.
 type ExitError struct {
 	// Code is the exit status, or -1 if the process was killed by a signal.

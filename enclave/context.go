@@ -125,3 +125,33 @@ func appendAttr(dst []wire.Attr, prefix string, a slog.Attr) []wire.Attr {
 	}
 	return append(dst, wire.Attr{Key: prefix + a.Key, Value: a.Value.String()})
 }
+
+// MaxUserData is the most user data Attest can bind.
+const MaxUserData = 64
+
+// maxEvidence bounds the evidence the host may return (attest.MaxEvidenceSize).
+const maxEvidence = 256 << 10
+
+// Attest returns attestation evidence for this enclave that binds userData (at most 64 bytes: a
+// verifier's nonce, or the hash of a key this enclave holds). The evidence is produced by the
+// platform (on sim, the software platform of docs/evidence-sim.md; on hardware, the CPU or the
+// Nitro Secure Module) and is meant for a remote verifier; the enclave itself gains nothing by
+// checking it, since the host delivers it. It returns an error wrapping ErrUnsupported on
+// back-ends that cannot attest (inprocess).
+func Attest(ctx context.Context, userData []byte) ([]byte, error) {
+	if len(userData) > MaxUserData {
+		return nil, fmt.Errorf("enclave: Attest: %d bytes of user data, at most %d", len(userData), MaxUserData)
+	}
+	s := serverFrom(ctx)
+	if s == nil {
+		return nil, fmt.Errorf("enclave: Attest called outside an enclave call")
+	}
+	ev, err := s.hostCall(ctx, wire.OpAttest, userData)
+	if err != nil {
+		return nil, err
+	}
+	if len(ev) == 0 || len(ev) > maxEvidence {
+		return nil, fmt.Errorf("enclave: %w: evidence of %d bytes", wire.ErrProtocol, len(ev))
+	}
+	return ev, nil
+}

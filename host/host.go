@@ -560,6 +560,20 @@ func (e *Enclave) serveHostCall(op wire.Op, req []byte) (wire.Status, []byte) {
 			return wire.StatusInvalidArgument, []byte("UNTRUSTED_TIME takes no argument")
 		}
 		return wire.StatusOK, binary.LittleEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+	case wire.OpAttest:
+		a, ok := e.inst.(backend.Attester)
+		if !ok {
+			break
+		}
+		if len(req) > 64 {
+			return wire.StatusInvalidArgument, []byte("ATTEST takes at most 64 bytes of user data")
+		}
+		ev, err := a.Attest(context.Background(), req)
+		if err != nil {
+			e.logger.Error("attestation failed", "err", err)
+			return wire.StatusApplication, []byte(wire.TruncateMessage("attestation failed: " + err.Error()))
+		}
+		return wire.StatusOK, ev
 	}
 	return wire.StatusUnimplemented, []byte(fmt.Sprintf("host call op %d is not implemented by this host", op))
 }

@@ -2,6 +2,7 @@ package inprocess_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/asylo-go/asylo/backend/inprocess"
@@ -34,5 +35,19 @@ func TestIdentityIsDebug(t *testing.T) {
 	id := e.Identity()
 	if id.Backend != "inprocess" || !id.Debug || id.Signed || !id.Measurement.IsZero() {
 		t.Errorf("identity %+v, want an unsigned debug identity without measurement", id)
+	}
+}
+
+// The inprocess back-end has no platform to sign evidence: Attest says so.
+func TestNoAttestation(t *testing.T) {
+	app := &testenclave.App{}
+	ctx := context.Background()
+	e, err := host.Load(ctx, host.LoadConfig{Backend: inprocess.New(func() enclave.Application { return app }, app.Options()...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx, nil)
+	if _, err := e.Call(ctx, "attest", []byte("n")); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("attest on inprocess: %v, want an unsupported error", err)
 	}
 }

@@ -21,10 +21,12 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/asylo-go/asylo/backend"
+	"github.com/asylo-go/asylo/backend/sim/platform"
 	"github.com/asylo-go/asylo/identity"
 	"github.com/asylo-go/asylo/internal/sandbox"
 	"github.com/asylo-go/asylo/internal/shm"
@@ -49,10 +51,37 @@ func Switchless() Option { return func(b *Backend) { b.switchless = true } }
 // debugging the sandbox itself; an enclave started this way can do anything its user can.
 func InsecureNoSandbox() Option { return func(b *Backend) { b.noSandbox = true } }
 
+// WithPlatform names the software platform that signs the enclaves' attestation evidence. By
+// default the platform in platform.DefaultDir is used, created on the first attestation.
+func WithPlatform(p *platform.Platform) Option { return func(b *Backend) { b.platform = p } }
+
 // Backend is the sim back-end. The zero value is not usable; call New.
 type Backend struct {
 	switchless bool
 	noSandbox  bool
+
+	pmu      sync.Mutex
+	platform *platform.Platform
+}
+
+// Platform returns the back-end's software platform, opening (and on first use creating) the
+// default one if none was given.
+func (b *Backend) Platform() (*platform.Platform, error) {
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	if b.platform != nil {
+		return b.platform, nil
+	}
+	dir, err := platform.DefaultDir()
+	if err != nil {
+		return nil, err
+	}
+	p, err := platform.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	b.platform = p
+	return p, nil
 }
 
 // New returns the sim back-end.
@@ -225,7 +254,7 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		}
 		return nil, fmt.Errorf("sim: starting enclave process: %w", err)
 	}
-	in := &instance{cmd: cmd, id: id, done: make(chan struct{})}
+	in := &instance{cmd: cmd, id: id, done: make(chan struct{}), backend: b}
 	if sc != nil {
 		in.ch = &shmChannel{Conn: sc, sock: hostSock}
 	} else {
@@ -249,12 +278,13 @@ func (c *shmChannel) Close() error {
 }
 
 type instance struct {
-	cmd  *exec.Cmd
-	ch   io.ReadWriteCloser
-	id   identity.Identity
-	done chan struct{}
-	err  error
-	once sync.Once
+	backend *Backend
+	cmd     *exec.Cmd
+	ch      io.ReadWriteCloser
+	id      identity.Identity
+	done    chan struct{}
+	err     error
+	once    sync.Once
 }
 
 func (i *instance) wait() {
@@ -277,6 +307,20 @@ func (i *instance) wait() {
 	if c, ok := i.ch.(*shmChannel); ok {
 		c.Conn.PeerGone()
 	}
+}
+
+// Attest implements backend.Attester: the software platform signs evidence for the identity this
+// back-end measured and verified at start.
+func (i *instance) Attest(ctx context.Context, userData []byte) ([]byte, error) {
+	p, err := i.backend.Platform()
+	if err != nil {
+		return nil, err
+	}
+	ev, err := p.Attest(i.id, userData, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return ev.Marshal()
 }
 
 func (i *instance) Channel() io.ReadWriteCloser { return i.ch }

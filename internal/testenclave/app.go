@@ -151,5 +151,6 @@ func (a *App) Options() []enclave.Option {
 		}),
 		enclave.HandleJSON("add", func(ctx context.Context, in struct{ A, B int }) (int, error) { return in.A + in.B, nil }),
 		enclave.Handle("probe", Probe),
+		enclave.Handle("attest", enclave.Attest),
 	}
 }

@@ -98,6 +98,7 @@ type Op uint16
 // Host-call operations (docs/wire.md, "Host-call operations").
 const (
 	OpUntrustedTime Op = 1
+	OpAttest        Op = 2
 )
 
 // Errors. Every decoding failure wraps ErrProtocol; a body over the receiver's limit wraps ErrTooLarge.
