@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -465,6 +466,10 @@ func (c *Conn) spinUntil(cond func() bool) bool {
 		if !time.Now().Before(deadline) {
 			return cond()
 		}
+		// Let other goroutines of this process run between rounds: the one the caller just
+		// made runnable (a call's handler, a waiting caller) often sits behind this spin on the
+		// same P, and would otherwise wait for the whole spin budget or a steal (~50 µs here).
+		runtime.Gosched()
 	}
 }
 

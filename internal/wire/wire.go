@@ -32,7 +32,8 @@ const (
 	MaxErrorMessage = 4096
 	MaxLogRecord    = 16 << 10
 	// allocStep bounds how much a receiver allocates ahead of the bytes that actually arrived.
-	allocStep = 1 << 20
+	// Bodies up to this size are read into one allocation, with no copying.
+	allocStep = 4 << 20
 )
 
 // Kind is a frame kind.
