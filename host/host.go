@@ -180,11 +180,15 @@ type result struct {
 	body   []byte
 }
 
+// defaultBackend is the sim back-end shared by loads that name none, so that they share its
+// cache of sealed images and its platform.
+var defaultBackend = sync.OnceValue(func() backend.Backend { return sim.New() })
+
 // Load starts the enclave, checks its identity, and runs its Initialize with cfg.Config. If
 // anything fails, nothing is left running. ctx bounds the whole load.
 func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 	if cfg.Backend == nil {
-		cfg.Backend = sim.New()
+		cfg.Backend = defaultBackend()
 	}
 	if cfg.Name == "" && cfg.Path != "" {
 		cfg.Name = baseName(cfg.Path)

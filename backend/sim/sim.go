@@ -62,6 +62,9 @@ type Backend struct {
 
 	pmu      sync.Mutex
 	platform *platform.Platform
+
+	imu    sync.Mutex
+	images map[imageKey]*Image
 }
 
 // Platform returns the back-end's software platform, opening (and on first use creating) the
@@ -178,9 +181,66 @@ func measureFD(f *os.File, n int64) (identity.Measurement, error) {
 	return m, nil
 }
 
+// imageKey identifies a file's contents as far as the kernel tells: the same inode, size,
+// modification and change times. Any write to the file changes its ctime, which no unprivileged
+// process can set back.
+type imageKey struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime unix.Timespec
+}
+
+// imageCacheSize bounds the sealed images kept for reuse.
+const imageCacheSize = 8
+
+// image returns the sealed, measured image of path, reusing one loaded before when the file is
+// unchanged. Reuse is safe whatever the cache decides: a cached memfd is sealed, so it still
+// holds exactly the bytes that were measured; the cache can only be stale, never wrong about
+// what runs. The caller must Close the result.
+func (b *Backend) image(path string) (*Image, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return LoadImage(path) // reports the error in LoadImage's words
+	}
+	key := imageKey{uint64(st.Dev), st.Ino, st.Size, st.Mtim, st.Ctim}
+	b.imu.Lock()
+	if im, ok := b.images[key]; ok {
+		b.imu.Unlock()
+		return im.dup()
+	}
+	b.imu.Unlock()
+	im, err := LoadImage(path)
+	if err != nil {
+		return nil, err
+	}
+	b.imu.Lock()
+	defer b.imu.Unlock()
+	if b.images == nil {
+		b.images = map[imageKey]*Image{}
+	}
+	if len(b.images) >= imageCacheSize {
+		for k, old := range b.images { // evict any one
+			old.Close()
+			delete(b.images, k)
+			break
+		}
+	}
+	b.images[key] = im
+	return im.dup()
+}
+
+// dup returns an independent handle on the same sealed memfd.
+func (im *Image) dup() (*Image, error) {
+	fd, err := unix.FcntlInt(im.f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	return &Image{f: os.NewFile(uintptr(fd), im.f.Name()), Measurement: im.Measurement, Size: im.Size}, nil
+}
+
 // Start implements backend.Backend.
 func (b *Backend) Start(ctx context.Context, spec backend.Spec) (backend.Instance, error) {
-	img, err := LoadImage(spec.Path)
+	img, err := b.image(spec.Path)
 	if err != nil {
 		return nil, err
 	}

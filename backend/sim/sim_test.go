@@ -261,3 +261,32 @@ func TestAttestation(t *testing.T) {
 		t.Error("65 bytes of user data accepted")
 	}
 }
+
+// A back-end reuses the sealed image of an unchanged file, and notices a changed one.
+func TestImageCache(t *testing.T) {
+	src, _ := os.ReadFile(testEnclave(t))
+	path := filepath.Join(t.TempDir(), "e.enclave")
+	os.WriteFile(path, src, 0o755)
+	ctx := context.Background()
+	b := sim.New()
+	load := func() identity.Measurement {
+		e, err := host.Load(ctx, host.LoadConfig{Path: path, Debug: true, Backend: b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Destroy(ctx, nil)
+		return e.Identity().Measurement
+	}
+	m1, m2 := load(), load()
+	if m1 != m2 || m1 != identity.Measurement(sha256.Sum256(src)) {
+		t.Fatalf("measurements %s, %s", m1, m2)
+	}
+	// Same size, one byte changed in place (after the ELF header): a new measurement.
+	f, _ := os.OpenFile(path, os.O_WRONLY, 0)
+	f.WriteAt([]byte{src[len(src)-1] ^ 0xff}, int64(len(src)-1))
+	f.Close()
+	src[len(src)-1] ^= 0xff
+	if m3 := load(); m3 == m1 || m3 != identity.Measurement(sha256.Sum256(src)) {
+		t.Errorf("after changing the file: measurement %s, want the new file's", m3)
+	}
+}
