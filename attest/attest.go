@@ -134,3 +134,19 @@ func ParseEvidence(b []byte) (Evidence, error) {
 	}
 	return Evidence{Format: Format(w.Type), Data: w.Value}, nil
 }
+
+// Sentinel returns a new sentinel error with message msg that also matches shared (one of this
+// package's errors, or nil) with errors.Is. Format packages define their errors with it, so a
+// caller can test for the specific error or for its shared meaning.
+func Sentinel(msg string, shared error) error { return &sentinel{msg: msg, shared: shared} }
+
+type sentinel struct {
+	msg    string
+	shared error
+}
+
+func (e *sentinel) Error() string { return e.msg }
+
+// Is reports whether target is the shared error e stands for (identity with e itself is
+// errors.Is's own first test).
+func (e *sentinel) Is(target error) bool { return e.shared != nil && target == e.shared }

@@ -190,7 +190,7 @@ func TestByteFlips(t *testing.T) {
 	counts := map[error]int{}
 	mut := bytes.Clone(doc)
 	step := 1
-	if testing.Short() {
+	if testing.Short() || raceDetector {
 		step = 7 // about 35 s for every byte on a loaded 2-core machine; -short samples
 	}
 	for i := range doc {

@@ -257,4 +257,3 @@ func chain(leaf *x509.Certificate, roots []*x509.Certificate, now time.Time) (*x
 	}
 	return nil, fmt.Errorf("%w: attestation certificate %q is not issued by a given root", ErrUntrustedRoot, leaf.Subject.CommonName)
 }
-

@@ -222,7 +222,7 @@ func TestVerifyMalformedCertificate(t *testing.T) {
 func TestByteFlips(t *testing.T) {
 	ev := realEvidence(t)
 	step := 1
-	if testing.Short() {
+	if testing.Short() || raceDetector {
 		step = 7
 	}
 	counts := map[string]int{}
@@ -251,7 +251,7 @@ func TestByteFlips(t *testing.T) {
 func TestByteFlipsSingleBit(t *testing.T) {
 	ev := realEvidence(t)
 	step := 1
-	if testing.Short() {
+	if testing.Short() || raceDetector {
 		step = 13
 	}
 	for i := 0; i < signedSize; i += step {
@@ -287,7 +287,7 @@ func TestTruncations(t *testing.T) {
 	}
 	// Truncated certificates: every length.
 	step := 1
-	if testing.Short() {
+	if testing.Short() || raceDetector {
 		step = 11
 	}
 	for n := 0; n < len(ev.EndorsementKeyCert); n += step {

@@ -306,7 +306,7 @@ func TestUnsupportedQuotes(t *testing.T) {
 func TestByteFlips(t *testing.T) {
 	raw := realQuote(t)
 	step := 1
-	if testing.Short() {
+	if testing.Short() || raceDetector {
 		step = 7
 	}
 	counts := map[string]int{}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package nitro
+
+const raceDetector = false

@@ -1,0 +1,7 @@
+//go:build race
+
+package snp
+
+// raceDetector: the race detector slows the single-threaded byte-flip sweeps ~10x without
+// adding anything to them, so under -race they sample as under -short.
+const raceDetector = true

@@ -1,0 +1,5 @@
+//go:build !race
+
+package tdx
+
+const raceDetector = false
