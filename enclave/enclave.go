@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/asylo-go/asylo/internal/shm"
 	"github.com/asylo-go/asylo/internal/wire"
@@ -49,11 +50,15 @@ type options struct {
 	maxBody  int
 }
 
-// Handle registers h for calls named name. Names are 1-128 characters of [A-Za-z0-9_.:/-].
+// Handle registers h for calls named name. Names are 1-128 characters of [A-Za-z0-9_.:/-];
+// names starting with "asylo." are reserved for the runtime's own handlers.
 func Handle(name string, h HandlerFunc) Option {
 	return func(o *options) error {
 		if !wire.ValidMethodName(name) {
 			return fmt.Errorf("enclave: invalid handler name %q: use 1-%d characters of [A-Za-z0-9_.:/-]", name, wire.MaxMethodName)
+		}
+		if strings.HasPrefix(name, reservedPrefix) {
+			return fmt.Errorf("enclave: handler name %q: the prefix %q is reserved for the runtime", name, reservedPrefix)
 		}
 		if h == nil {
 			return fmt.Errorf("enclave: nil handler for %q", name)

@@ -75,6 +75,9 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, app Application, opts ...
 			return err
 		}
 	}
+	for name, h := range builtinHandlers {
+		o.handlers[name] = h
+	}
 	s := &server{
 		conn:      wire.NewConn(rw, o.maxBody),
 		app:       app,

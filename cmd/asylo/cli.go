@@ -38,7 +38,7 @@ type command struct {
 
 // commands returns the subcommands in the order `asylo help` lists them.
 func commands() []*command {
-	return []*command{buildCmd, keygenCmd, signCmd, measureCmd, runCmd, doctorCmd, versionCmd}
+	return []*command{buildCmd, keygenCmd, signCmd, measureCmd, runCmd, platformCmd, attestCmd, verifyCmd, inspectCmd, doctorCmd, versionCmd}
 }
 
 func lookup(name string) *command {
