@@ -182,4 +182,3 @@ evidence; use "asylo verify" to trust it.`,
 		}
 	},
 }
-

@@ -17,6 +17,9 @@ import (
 	"github.com/asylo-go/asylo/enclave"
 )
 
+// blob is the buffer the "blob" handler serves from.
+var blob = make([]byte, 4<<20)
+
 // App is the test application.
 type App struct {
 	mu      sync.Mutex
@@ -141,6 +144,15 @@ func (a *App) Options() []enclave.Option {
 		}),
 		enclave.Handle("count", func(ctx context.Context, in []byte) ([]byte, error) {
 			return []byte(strconv.FormatInt(a.count.Add(1), 10)), nil
+		}),
+		enclave.Handle("blob", func(ctx context.Context, in []byte) ([]byte, error) {
+			// Returns n bytes from a buffer the application keeps: what a handler serving
+			// stored data does, with no allocation of its own.
+			n, err := strconv.Atoi(string(in))
+			if err != nil || n < 0 || n > len(blob) {
+				return nil, fmt.Errorf("%w: size", enclave.ErrInvalidArgument)
+			}
+			return blob[:n], nil
 		}),
 		enclave.Handle("big", func(ctx context.Context, in []byte) ([]byte, error) {
 			n, err := strconv.Atoi(string(in))
