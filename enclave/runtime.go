@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/asylo-go/asylo/identity"
 	"github.com/asylo-go/asylo/internal/wire"
@@ -50,6 +52,7 @@ type server struct {
 	hostCalls map[uint64]chan hostResult
 	nextHost  uint64
 	hostSem   chan struct{}
+	readErr   chan error // the first fatal read error
 	closed    chan struct{}
 	closeErr  error
 
@@ -85,6 +88,7 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, app Application, opts ...
 		calls:     map[uint64]context.CancelFunc{},
 		hostCalls: map[uint64]chan hostResult{},
 		hostSem:   make(chan struct{}, maxHostCalls),
+		readErr:   make(chan error, 1),
 		closed:    make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -101,14 +105,50 @@ func (s *server) serve() error {
 	if err := s.conn.WriteFrame(wire.KindHello, 0, hello); err != nil {
 		return fmt.Errorf("enclave: sending HELLO: %w", err)
 	}
-	frames := make(chan error, 1)
-	go func() { frames <- s.readLoop() }()
+	go s.reader()
 	select {
-	case err := <-frames:
+	case err := <-s.readErr:
 		return err
 	case <-s.done:
 		return nil
 	}
+}
+
+// reader is the goroutine that reads from the host. At any time exactly one goroutine reads;
+// it may hand that role to a new one (see runInline).
+func (s *server) reader() {
+	if err := s.readLoop(); err != errHandedOff {
+		s.readErr <- err
+	}
+}
+
+// errHandedOff ends a readLoop whose goroutine served a call while another took over reading.
+var errHandedOff = errors.New("reader role handed off")
+
+// inlineBudget is how long a call runs on the reading goroutine before another goroutine starts
+// reading: calls that finish sooner cost no goroutine hand-off (a cross-CPU wake-up of 10-20 µs
+// on small VMs); a concurrent call behind a slower one waits at most this long to be read.
+const inlineBudget = 50 * time.Microsecond
+
+type handoffKey struct{}
+
+// runInline serves a call on the reading goroutine. If the call outlasts inlineBudget, or starts
+// a host call (whose answer someone must read), a new goroutine takes over reading. It reports
+// whether this goroutine is still the reader.
+func (s *server) runInline(serve func(handoff func())) bool {
+	var claimed atomic.Bool
+	handoff := func() {
+		if claimed.CompareAndSwap(false, true) {
+			go s.reader()
+		}
+	}
+	t := time.AfterFunc(inlineBudget, handoff)
+	serve(handoff)
+	if claimed.CompareAndSwap(false, true) {
+		t.Stop()
+		return true
+	}
+	return false
 }
 
 func (s *server) readLoop() error {
@@ -127,8 +167,12 @@ func (s *server) readLoop() error {
 		}
 		switch f.Kind {
 		case wire.KindInit, wire.KindRun, wire.KindCall, wire.KindFinalize:
-			if err := s.dispatch(f); err != nil {
+			serve, err := s.dispatch(f)
+			if err != nil {
 				return err
+			}
+			if serve != nil && !s.runInline(serve) {
+				return errHandedOff
 			}
 		case wire.KindCancel:
 			s.mu.Lock()
@@ -147,12 +191,13 @@ func (s *server) readLoop() error {
 	}
 }
 
-// dispatch validates a request against the lifecycle and starts it. It returns an error only for
-// protocol violations, which end the connection.
-func (s *server) dispatch(f wire.Frame) error {
+// dispatch validates a request against the lifecycle and starts it: INIT and FINALIZE on a
+// goroutine of their own, RUN and CALL by returning the function that serves them, for the
+// reader to run inline. It returns an error only for protocol violations, which end the
+// connection.
+func (s *server) dispatch(f wire.Frame) (serve func(handoff func()), err error) {
 	var req wire.Request
 	var init wire.InitParams
-	var err error
 	if f.Kind == wire.KindInit {
 		init, err = wire.ParseInit(f.Body)
 		req.Timeout, req.Input = init.Timeout, init.Config
@@ -160,16 +205,16 @@ func (s *server) dispatch(f wire.Frame) error {
 		req, err = wire.ParseRequest(f.Kind, f.Body)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, dup := s.calls[f.ID]; dup {
-		return fmt.Errorf("enclave: %w: call id %d reused while pending", wire.ErrProtocol, f.ID)
+		return nil, fmt.Errorf("enclave: %w: call id %d reused while pending", wire.ErrProtocol, f.ID)
 	}
-	reject := func(st wire.Status, msg string) error {
-		return s.writeResult(f.ID, st, []byte(msg))
+	reject := func(st wire.Status, msg string) (func(func()), error) {
+		return nil, s.writeResult(f.ID, st, []byte(msg))
 	}
 	switch f.Kind {
 	case wire.KindInit:
@@ -205,8 +250,13 @@ func (s *server) dispatch(f wire.Frame) error {
 		cancel = func() { c2(); c1() }
 	}
 	s.calls[f.ID] = cancel
-	go s.serveCall(ctx, cancel, f.Kind, f.ID, req)
-	return nil
+	if f.Kind == wire.KindInit || f.Kind == wire.KindFinalize {
+		go s.serveCall(ctx, cancel, f.Kind, f.ID, req)
+		return nil, nil
+	}
+	return func(handoff func()) {
+		s.serveCall(context.WithValue(ctx, handoffKey{}, handoff), cancel, f.Kind, f.ID, req)
+	}, nil
 }
 
 func (s *server) serveCall(ctx context.Context, cancel context.CancelFunc, kind wire.Kind, id uint64, req wire.Request) {
@@ -314,6 +364,11 @@ func (s *server) hostCall(ctx context.Context, op wire.Op, req []byte) ([]byte, 
 		return nil, s.closeErr
 	}
 	defer func() { <-s.hostSem }()
+	// The answer must be read by someone: if this call runs on the reading goroutine, hand
+	// reading over first.
+	if handoff, ok := ctx.Value(handoffKey{}).(func()); ok {
+		handoff()
+	}
 
 	ch := make(chan hostResult, 1)
 	s.hmu.Lock()
