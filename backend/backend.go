@@ -65,6 +65,15 @@ type Attester interface {
 	Attest(ctx context.Context, userData []byte) ([]byte, error)
 }
 
+// SealingRoot is implemented by instances whose platform holds a sealing root for the enclave
+// (the sim platform secret; a CPU-derived key on hardware). The request is the 50-byte encoding
+// of a seal.KeyRequest; the platform refuses any request not for the identity the back-end
+// measured, or for a higher SVN (seal.CheckKeyRequest).
+type SealingRoot interface {
+	SealKeyID(ctx context.Context) ([]byte, error)
+	DeriveSealKey(ctx context.Context, request []byte) ([]byte, error)
+}
+
 // ExitError reports an enclave that exited with a non-zero status or was killed by a signal.
 type ExitError struct {
 	// Code is the exit status, or -1 if the process was killed by a signal.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/asylo-go/asylo/identity"
 	"github.com/asylo-go/asylo/internal/wire"
+	"github.com/asylo-go/asylo/seal"
 )
 
 // state is the enclave's lifecycle state (docs/wire.md, "Sequencing").
@@ -55,6 +56,9 @@ type server struct {
 	readErr   chan error // the first fatal read error
 	closed    chan struct{}
 	closeErr  error
+
+	sealMu sync.Mutex
+	sealer *seal.Sealer
 
 	done chan struct{} // closed after FINALIZE's RESULT was written
 }

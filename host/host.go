@@ -564,6 +564,22 @@ func (e *Enclave) serveHostCall(op wire.Op, req []byte) (wire.Status, []byte) {
 			return wire.StatusInvalidArgument, []byte("UNTRUSTED_TIME takes no argument")
 		}
 		return wire.StatusOK, binary.LittleEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+	case wire.OpSealKeyID, wire.OpSealKey:
+		r, ok := e.inst.(backend.SealingRoot)
+		if !ok {
+			break
+		}
+		var out []byte
+		var err error
+		if op == wire.OpSealKeyID {
+			out, err = r.SealKeyID(context.Background())
+		} else {
+			out, err = r.DeriveSealKey(context.Background(), req)
+		}
+		if err != nil {
+			return wire.StatusApplication, []byte(wire.TruncateMessage("sealing: " + err.Error()))
+		}
+		return wire.StatusOK, out
 	case wire.OpAttest:
 		a, ok := e.inst.(backend.Attester)
 		if !ok {

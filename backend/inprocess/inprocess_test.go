@@ -38,7 +38,7 @@ func TestIdentityIsDebug(t *testing.T) {
 	}
 }
 
-// The inprocess back-end has no platform to sign evidence: Attest says so.
+// The inprocess back-end has no platform to sign evidence or seal: Attest and Sealer say so.
 func TestNoAttestation(t *testing.T) {
 	app := &testenclave.App{}
 	ctx := context.Background()
@@ -49,5 +49,8 @@ func TestNoAttestation(t *testing.T) {
 	defer e.Destroy(ctx, nil)
 	if _, err := e.Call(ctx, "attest", []byte("n")); err == nil || !strings.Contains(err.Error(), "not supported") {
 		t.Errorf("attest on inprocess: %v, want an unsupported error", err)
+	}
+	if _, err := e.Call(ctx, "seal-measurement", []byte("n")); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("sealing on inprocess: %v, want an unsupported error", err)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/asylo-go/asylo/identity"
 	"github.com/asylo-go/asylo/internal/sandbox"
 	"github.com/asylo-go/asylo/internal/shm"
+	"github.com/asylo-go/asylo/seal"
 	"github.com/asylo-go/asylo/internal/wire"
 )
 
@@ -381,6 +382,39 @@ func (i *instance) Attest(ctx context.Context, userData []byte) ([]byte, error) 
 		return nil, err
 	}
 	return ev.Marshal()
+}
+
+// sealRoot is the sealing root of this enclave: the platform secret, bound to the identity this
+// back-end measured. It lives on the host side, in the platform: on sim the host can read it.
+func (i *instance) sealRoot() (*seal.SoftwareRoot, error) {
+	p, err := i.backend.Platform()
+	if err != nil {
+		return nil, err
+	}
+	return seal.NewSoftwareRoot(p.SealSecret(), i.id)
+}
+
+// SealKeyID implements backend.SealingRoot.
+func (i *instance) SealKeyID(ctx context.Context) ([]byte, error) {
+	r, err := i.sealRoot()
+	if err != nil {
+		return nil, err
+	}
+	id := r.KeyID()
+	return id[:], nil
+}
+
+// DeriveSealKey implements backend.SealingRoot.
+func (i *instance) DeriveSealKey(ctx context.Context, request []byte) ([]byte, error) {
+	var req seal.KeyRequest
+	if err := req.UnmarshalBinary(request); err != nil {
+		return nil, err
+	}
+	r, err := i.sealRoot()
+	if err != nil {
+		return nil, err
+	}
+	return r.DeriveKey(ctx, req)
 }
 
 func (i *instance) Channel() io.ReadWriteCloser { return i.ch }

@@ -290,3 +290,98 @@ func TestImageCache(t *testing.T) {
 		t.Errorf("after changing the file: measurement %s, want the new file's", m3)
 	}
 }
+
+// signedCopy writes the test enclave, with extra bytes appended (a different measurement), and
+// a manifest for it signed by key.
+func signedCopy(t *testing.T, dir, name string, extra []byte, key *identity.SigningKey, product, svn uint32) string {
+	t.Helper()
+	src, err := os.ReadFile(testEnclave(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src = append(src, extra...)
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mf, err := identity.Sign(key, identity.Measurement(sha256.Sum256(src)), product, svn, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := mf.Marshal()
+	if err := os.WriteFile(identity.ManifestPath(path), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Sealing from inside real enclaves: bound to the measurement, or to signer + product with SVN
+// rules, with keys from the sim platform, which checks every request against what it measured.
+func TestSealing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := platform.Open(filepath.Join(dir, "platform"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := sim.New(sim.WithPlatform(p))
+	key, _ := identity.GenerateKey(nil)
+	other, _ := identity.GenerateKey(nil)
+	v2 := signedCopy(t, dir, "v2", nil, key, 1, 2)
+	v3 := signedCopy(t, dir, "v3", []byte{1}, key, 1, 3)        // an upgrade: new measurement, higher SVN
+	v1 := signedCopy(t, dir, "v1", []byte{1, 2}, key, 1, 1)     // a rollback to an older SVN
+	prod2 := signedCopy(t, dir, "p2", []byte{3}, key, 2, 9)     // another product of the signer
+	stranger := signedCopy(t, dir, "x", []byte{4}, other, 1, 9) // another signer
+
+	call := func(path, method string, in []byte) ([]byte, error) {
+		e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Destroy(ctx, nil)
+		return e.Call(ctx, method, in)
+	}
+	byMeasurement, err := call(v2, "seal-measurement", []byte("the secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bySigner, err := call(v2, "seal-signer", []byte("the secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(byMeasurement, []byte("the secret")) || bytes.Contains(bySigner, []byte("the secret")) {
+		t.Fatal("plaintext visible in a sealed blob")
+	}
+	for _, tc := range []struct {
+		name, path string
+		blob       []byte
+		want       string // "" = unseals
+	}{
+		{"same enclave, measurement", v2, byMeasurement, ""},
+		{"same enclave, signer", v2, bySigner, ""},
+		{"upgrade, measurement", v3, byMeasurement, "another enclave identity"},
+		{"upgrade, signer", v3, bySigner, ""},
+		{"rollback, signer", v1, bySigner, "SVN above"},
+		{"other product", prod2, bySigner, "another enclave identity"},
+		{"other signer", stranger, bySigner, "another enclave identity"},
+		{"tampered", v2, func() []byte { b := bytes.Clone(bySigner); b[len(b)-1] ^= 1; return b }(), "failed authentication"},
+	} {
+		out, err := call(tc.path, "unseal", tc.blob)
+		switch {
+		case tc.want == "" && (err != nil || string(out) != "the secret"):
+			t.Errorf("%s: %q, %v; want the secret", tc.name, out, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %q, %v; want an error containing %q", tc.name, out, err, tc.want)
+		}
+	}
+	// Another platform (another machine) cannot unseal.
+	p2, _ := platform.Open(filepath.Join(dir, "platform2"))
+	e, err := host.Load(ctx, host.LoadConfig{Path: v2, Backend: sim.New(sim.WithPlatform(p2))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx, nil)
+	if _, err := e.Call(ctx, "unseal", byMeasurement); err == nil || !strings.Contains(err.Error(), "key id") {
+		t.Errorf("other platform: %v, want an unknown key id error", err)
+	}
+}

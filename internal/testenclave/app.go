@@ -164,5 +164,14 @@ func (a *App) Options() []enclave.Option {
 		enclave.HandleJSON("add", func(ctx context.Context, in struct{ A, B int }) (int, error) { return in.A + in.B, nil }),
 		enclave.Handle("probe", Probe),
 		enclave.Handle("attest", enclave.Attest),
+		enclave.Handle("seal-measurement", func(ctx context.Context, in []byte) ([]byte, error) {
+			return enclave.SealToMeasurement(ctx, in, []byte("test"))
+		}),
+		enclave.Handle("seal-signer", func(ctx context.Context, in []byte) ([]byte, error) {
+			return enclave.SealToSigner(ctx, in, []byte("test"))
+		}),
+		enclave.Handle("unseal", func(ctx context.Context, in []byte) ([]byte, error) {
+			return enclave.Unseal(ctx, in, []byte("test"))
+		}),
 	}
 }

@@ -100,6 +100,8 @@ type Op uint16
 const (
 	OpUntrustedTime Op = 1
 	OpAttest        Op = 2
+	OpSealKeyID     Op = 3
+	OpSealKey       Op = 4
 )
 
 // Errors. Every decoding failure wraps ErrProtocol; a body over the receiver's limit wraps ErrTooLarge.
