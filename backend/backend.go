@@ -74,6 +74,14 @@ type SealingRoot interface {
 	DeriveSealKey(ctx context.Context, request []byte) ([]byte, error)
 }
 
+// MonotonicCounter is implemented by instances whose platform offers monotonic counters to the
+// enclave (storage rollback protection). Counter ids are per enclave identity: one enclave cannot
+// read or advance another's.
+type MonotonicCounter interface {
+	CounterGet(ctx context.Context, id string) (uint64, error)
+	CounterIncrement(ctx context.Context, id string) (uint64, error)
+}
+
 // ExitError reports an enclave that exited with a non-zero status or was killed by a signal.
 type ExitError struct {
 	// Code is the exit status, or -1 if the process was killed by a signal.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -59,6 +60,9 @@ type server struct {
 
 	sealMu sync.Mutex
 	sealer *seal.Sealer
+
+	storageMu  sync.Mutex
+	storageKey []byte
 
 	done chan struct{} // closed after FINALIZE's RESULT was written
 }
@@ -399,7 +403,9 @@ func (s *server) hostCall(ctx context.Context, op wire.Op, req []byte) ([]byte, 
 		case wire.StatusOK:
 			return r.body, nil
 		case wire.StatusUnimplemented:
-			return nil, fmt.Errorf("%w (op %d)", ErrUnsupported, op)
+			return nil, fmt.Errorf("%w (op %d): %s", ErrUnsupported, op, r.body)
+		case wire.StatusNotFound:
+			return nil, fmt.Errorf("enclave: host call %d: %w: %s", op, fs.ErrNotExist, r.body)
 		default:
 			return nil, fmt.Errorf("enclave: host call %d failed (%v): %s", op, r.status, r.body)
 		}

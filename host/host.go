@@ -53,6 +53,10 @@ type LoadConfig struct {
 	// MaxMessageSize bounds every message the enclave sends to the host (default 64 MiB,
 	// at most 1 GiB).
 	MaxMessageSize int
+	// StorageDir is the host directory the enclave's secure storage (package storage, through
+	// enclave.OpenFile) keeps its files in; the enclave can reach no other file. Empty means the
+	// enclave has no storage.
+	StorageDir string
 }
 
 // Errors returned by this package. Calls fail with errors that match these with errors.Is.
@@ -173,6 +177,7 @@ type Enclave struct {
 	destroyed bool
 	readDone  chan struct{}
 	hostSem   chan struct{}
+	files     *hostFiles
 }
 
 type result struct {
@@ -222,6 +227,7 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 		down:     make(chan struct{}),
 		readDone: make(chan struct{}),
 		hostSem:  make(chan struct{}, 64),
+		files:    newHostFiles(cfg.StorageDir),
 	}
 	if err := e.handshake(ctx); err != nil {
 		e.kill()
@@ -485,6 +491,7 @@ func (e *Enclave) setErr(err error) {
 
 func (e *Enclave) readLoop() {
 	defer close(e.readDone)
+	defer e.files.closeAll()
 	for {
 		f, err := e.conn.ReadFrame()
 		if err == nil {
@@ -564,6 +571,9 @@ func (e *Enclave) serveHostCall(op wire.Op, req []byte) (wire.Status, []byte) {
 			return wire.StatusInvalidArgument, []byte("UNTRUSTED_TIME takes no argument")
 		}
 		return wire.StatusOK, binary.LittleEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+	case wire.OpFSOpen, wire.OpFSRead, wire.OpFSWrite, wire.OpFSTruncate, wire.OpFSSync, wire.OpFSSize,
+		wire.OpFSClose, wire.OpFSRename, wire.OpFSRemove, wire.OpCounterGet, wire.OpCounterInc:
+		return e.files.serve(context.Background(), e.inst, op, req)
 	case wire.OpSealKeyID, wire.OpSealKey:
 		r, ok := e.inst.(backend.SealingRoot)
 		if !ok {

@@ -31,6 +31,7 @@ import (
 	"github.com/asylo-go/asylo/internal/sandbox"
 	"github.com/asylo-go/asylo/internal/shm"
 	"github.com/asylo-go/asylo/seal"
+	"github.com/asylo-go/asylo/storage"
 	"github.com/asylo-go/asylo/internal/wire"
 )
 
@@ -66,6 +67,20 @@ type Backend struct {
 
 	imu    sync.Mutex
 	images map[imageKey]*Image
+
+	cmu      sync.Mutex
+	counterC *storage.FileCounter
+}
+
+// counterStore returns the back-end's one FileCounter over dir (one per process, as FileCounter
+// requires).
+func (b *Backend) counterStore(dir string) *storage.FileCounter {
+	b.cmu.Lock()
+	defer b.cmu.Unlock()
+	if b.counterC == nil {
+		b.counterC = storage.NewFileCounter(dir)
+	}
+	return b.counterC
 }
 
 // Platform returns the back-end's software platform, opening (and on first use creating) the
@@ -415,6 +430,45 @@ func (i *instance) DeriveSealKey(ctx context.Context, request []byte) ([]byte, e
 		return nil, err
 	}
 	return r.DeriveKey(ctx, req)
+}
+
+// counters returns the platform's counters and this enclave's namespace in them: the signer and
+// product for a signed enclave (so an upgrade keeps its counters), the measurement otherwise.
+func (i *instance) counters() (*storage.FileCounter, string, error) {
+	p, err := i.backend.Platform()
+	if err != nil {
+		return nil, "", err
+	}
+	dir := filepath.Join(p.Dir(), "counters")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	ns := "m:" + i.id.Measurement.String()
+	if i.id.Signed {
+		ns = fmt.Sprintf("s:%s:%d", i.id.SignerID, i.id.ProductID)
+	}
+	if i.id.Debug {
+		ns += ":debug"
+	}
+	return i.backend.counterStore(dir), ns + "/", nil
+}
+
+// CounterGet implements backend.MonotonicCounter.
+func (i *instance) CounterGet(ctx context.Context, id string) (uint64, error) {
+	c, ns, err := i.counters()
+	if err != nil {
+		return 0, err
+	}
+	return c.Get(ctx, ns+id)
+}
+
+// CounterIncrement implements backend.MonotonicCounter.
+func (i *instance) CounterIncrement(ctx context.Context, id string) (uint64, error) {
+	c, ns, err := i.counters()
+	if err != nil {
+		return 0, err
+	}
+	return c.Increment(ctx, ns+id)
 }
 
 func (i *instance) Channel() io.ReadWriteCloser { return i.ch }

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,6 +171,36 @@ func (a *App) Options() []enclave.Option {
 		}),
 		enclave.Handle("seal-signer", func(ctx context.Context, in []byte) ([]byte, error) {
 			return enclave.SealToSigner(ctx, in, []byte("test"))
+		}),
+		enclave.Handle("file-write", func(ctx context.Context, in []byte) ([]byte, error) {
+			// Input: name, newline, content. Replaces the file's content and commits.
+			name, content, ok := strings.Cut(string(in), "\n")
+			if !ok {
+				return nil, fmt.Errorf("%w: want name\\ncontent", enclave.ErrInvalidArgument)
+			}
+			f, err := enclave.OpenFile(ctx, name, true)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := f.WriteAt(ctx, []byte(content), 0); err != nil {
+				return nil, err
+			}
+			if err := f.Truncate(ctx, int64(len(content))); err != nil {
+				return nil, err
+			}
+			return nil, f.Close(ctx)
+		}),
+		enclave.Handle("file-read", func(ctx context.Context, in []byte) ([]byte, error) {
+			f, err := enclave.OpenFile(ctx, string(in), false)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close(ctx)
+			b := make([]byte, f.Size())
+			if _, err := f.ReadAt(ctx, b, 0); err != nil && err != io.EOF {
+				return nil, err
+			}
+			return b, nil
 		}),
 		enclave.Handle("unseal", func(ctx context.Context, in []byte) ([]byte, error) {
 			return enclave.Unseal(ctx, in, []byte("test"))

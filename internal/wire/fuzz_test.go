@@ -77,3 +77,23 @@ func FuzzBodies(f *testing.F) {
 		ParseLog(body)
 	})
 }
+
+// FuzzFSRequest: storage host-call requests from an enclave are parsed strictly.
+func FuzzFSRequest(f *testing.F) {
+	f.Add(uint8(OpFSOpen), AppendFSRequest(nil, OpFSOpen, FSRequest{Name: "data", Create: true}))
+	f.Add(uint8(OpFSWrite), AppendFSRequest(nil, OpFSWrite, FSRequest{Handle: 1, Offset: 4096, Data: []byte("x")}))
+	f.Add(uint8(OpFSRename), AppendFSRequest(nil, OpFSRename, FSRequest{Name: "a", NewName: "b"}))
+	f.Fuzz(func(t *testing.T, op uint8, body []byte) {
+		r, err := ParseFSRequest(Op(op), body)
+		if err != nil {
+			return
+		}
+		if len(r.Name) > MaxFileName || len(r.NewName) > MaxFileName || len(r.Data) > MaxFileIO || r.Length > MaxFileIO {
+			t.Fatalf("accepted out-of-bounds request %+v", r)
+		}
+		// An accepted request re-encodes to the same bytes.
+		if got := AppendFSRequest(nil, Op(op), r); !bytes.Equal(got, body) {
+			t.Fatalf("op %d: %x re-encodes to %x", op, body, got)
+		}
+	})
+}

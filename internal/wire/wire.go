@@ -80,11 +80,12 @@ const (
 	StatusResourceExhausted Status = 7
 	StatusInvalidArgument   Status = 8
 	StatusUnimplemented     Status = 9
-	maxStatus                      = StatusUnimplemented
+	StatusNotFound          Status = 10
+	maxStatus                      = StatusNotFound
 )
 
 var statusNames = [...]string{"OK", "APPLICATION", "PANIC", "UNKNOWN_METHOD", "BAD_STATE", "CANCELED",
-	"DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INVALID_ARGUMENT", "UNIMPLEMENTED"}
+	"DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INVALID_ARGUMENT", "UNIMPLEMENTED", "NOT_FOUND"}
 
 func (s Status) String() string {
 	if s <= maxStatus {
