@@ -30,9 +30,9 @@ import (
 	"github.com/asylo-go/asylo/identity"
 	"github.com/asylo-go/asylo/internal/sandbox"
 	"github.com/asylo-go/asylo/internal/shm"
+	"github.com/asylo-go/asylo/internal/wire"
 	"github.com/asylo-go/asylo/seal"
 	"github.com/asylo-go/asylo/storage"
-	"github.com/asylo-go/asylo/internal/wire"
 )
 
 // Name is the back-end's name.

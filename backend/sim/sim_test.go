@@ -448,7 +448,9 @@ func TestSecureStorage(t *testing.T) {
 
 	// Crash consistency: SIGKILL the enclave at random points of a write.
 	os.Remove(filepath.Join(store, "data"))
-	content := func(v int) string { return fmt.Sprintf("v%04d:", v) + strings.Repeat(string(rune('a'+v%26)), 40000+v*97%9000) }
+	content := func(v int) string {
+		return fmt.Sprintf("v%04d:", v) + strings.Repeat(string(rune('a'+v%26)), 40000+v*97%9000)
+	}
 	e = load()
 	if _, err := e.Call(ctx, "file-write", []byte("data\n"+content(0))); err != nil {
 		t.Fatal(err)
