@@ -126,7 +126,10 @@ func (s *server) serve() error {
 // it may hand that role to a new one (see runInline).
 func (s *server) reader() {
 	if err := s.readLoop(); err != errHandedOff {
-		s.readErr <- err
+		select {
+		case s.readErr <- err:
+		default: // an earlier reader already reported; Serve is over
+		}
 	}
 }
 
