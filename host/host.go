@@ -404,9 +404,15 @@ func (e *Enclave) Destroy(ctx context.Context, final []byte) error {
 	}
 	var h [8]byte
 	_, ferr := e.roundTrip(ctx, wire.KindFinalize, wire.AppendRequestHeader(h[:0], wire.KindFinalize, timeout(ctx), ""), final)
+	// The runtime exits right after answering FINALIZE; an enclave that lingers is killed.
+	grace := time.NewTimer(exitGrace)
+	defer grace.Stop()
 	select {
 	case <-e.inst.Done():
 	case <-ctx.Done():
+		e.inst.Kill()
+		<-e.inst.Done()
+	case <-grace.C:
 		e.inst.Kill()
 		<-e.inst.Done()
 	}
@@ -418,6 +424,9 @@ func (e *Enclave) Destroy(ctx context.Context, final []byte) error {
 	}
 	return nil
 }
+
+// exitGrace is how long Destroy waits for an enclave to exit after FINALIZE before killing it.
+const exitGrace = 5 * time.Second
 
 func timeout(ctx context.Context) time.Duration {
 	if d, ok := ctx.Deadline(); ok {
