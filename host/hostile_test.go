@@ -222,3 +222,30 @@ func FuzzHostReader(f *testing.F) {
 		e.Destroy(ctx, nil)
 	})
 }
+
+// An enclave that answers FINALIZE but does not exit is killed, not waited for forever.
+func TestDestroyKillsLingeringEnclave(t *testing.T) {
+	script := func(c *wire.Conn, _ net.Conn) {
+		hello(c)
+		if !answerInit(c) {
+			return
+		}
+		f, err := c.ReadFrame()
+		if err != nil || f.Kind != wire.KindFinalize {
+			return
+		}
+		c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK))
+		time.Sleep(time.Minute) // and never exit
+	}
+	e, err := host.Load(context.Background(), host.LoadConfig{Backend: fakeBackend{script}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := e.Destroy(context.Background(), nil); err != nil {
+		t.Errorf("Destroy: %v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("Destroy took %v", d)
+	}
+}
