@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 
 	"github.com/asylo-go/asylo/identity"
 )
@@ -80,6 +81,13 @@ type SealingRoot interface {
 type MonotonicCounter interface {
 	CounterGet(ctx context.Context, id string) (uint64, error)
 	CounterIncrement(ctx context.Context, id string) (uint64, error)
+}
+
+// ConnPasser is implemented by instances that can hand an accepted connection into the enclave
+// (enclave listeners). PassConn takes ownership of c and returns the token the enclave will see
+// with it.
+type ConnPasser interface {
+	PassConn(c net.Conn) (token uint64, err error)
 }
 
 // ExitError reports an enclave that exited with a non-zero status or was killed by a signal.

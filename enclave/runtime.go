@@ -64,6 +64,9 @@ type server struct {
 	storageMu  sync.Mutex
 	storageKey []byte
 
+	connOnce sync.Once
+	connRecv *connReceiver
+
 	done chan struct{} // closed after FINALIZE's RESULT was written
 }
 

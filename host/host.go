@@ -57,6 +57,9 @@ type LoadConfig struct {
 	// enclave.OpenFile) keeps its files in; the enclave can reach no other file. Empty means the
 	// enclave has no storage.
 	StorageDir string
+	// AllowListen decides whether the enclave may listen on network/address (enclave.Listen);
+	// accepted connections are handed into the enclave. Nil refuses every listen.
+	AllowListen func(network, address string) error
 }
 
 // Errors returned by this package. Calls fail with errors that match these with errors.Is.
@@ -178,6 +181,7 @@ type Enclave struct {
 	readDone  chan struct{}
 	hostSem   chan struct{}
 	files     *hostFiles
+	listeners *hostListeners
 }
 
 type result struct {
@@ -218,16 +222,17 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 		return nil, fmt.Errorf("host: loading %s: %w", cfg.Name, err)
 	}
 	e := &Enclave{
-		name:     cfg.Name,
-		inst:     inst,
-		conn:     wire.NewConn(inst.Channel(), cfg.MaxMessageSize),
-		id:       inst.Identity(),
-		logger:   logger,
-		pending:  map[uint64]chan result{},
-		down:     make(chan struct{}),
-		readDone: make(chan struct{}),
-		hostSem:  make(chan struct{}, 64),
-		files:    newHostFiles(cfg.StorageDir),
+		name:      cfg.Name,
+		inst:      inst,
+		conn:      wire.NewConn(inst.Channel(), cfg.MaxMessageSize),
+		id:        inst.Identity(),
+		logger:    logger,
+		pending:   map[uint64]chan result{},
+		down:      make(chan struct{}),
+		readDone:  make(chan struct{}),
+		hostSem:   make(chan struct{}, 64),
+		files:     newHostFiles(cfg.StorageDir),
+		listeners: &hostListeners{allow: cfg.AllowListen},
 	}
 	if err := e.handshake(ctx); err != nil {
 		e.kill()
@@ -501,6 +506,7 @@ func (e *Enclave) setErr(err error) {
 func (e *Enclave) readLoop() {
 	defer close(e.readDone)
 	defer e.files.closeAll()
+	defer e.listeners.closeAll()
 	for {
 		f, err := e.conn.ReadFrame()
 		if err == nil {
@@ -551,8 +557,10 @@ func (e *Enclave) handle(f wire.Frame) error {
 			return fmt.Errorf("%w: more than %d concurrent host calls", wire.ErrProtocol, cap(e.hostSem))
 		}
 		go func() {
-			defer func() { <-e.hostSem }()
 			st, resp := e.serveHostCall(op, req)
+			// Free the slot before answering: the enclave may issue its next host call as soon
+			// as it reads this answer.
+			<-e.hostSem
 			var h [2]byte
 			e.conn.WriteFrame(wire.KindHostResult, f.ID, wire.AppendStatus(h[:0], st), resp)
 		}()
@@ -583,6 +591,8 @@ func (e *Enclave) serveHostCall(op wire.Op, req []byte) (wire.Status, []byte) {
 	case wire.OpFSOpen, wire.OpFSRead, wire.OpFSWrite, wire.OpFSTruncate, wire.OpFSSync, wire.OpFSSize,
 		wire.OpFSClose, wire.OpFSRename, wire.OpFSRemove, wire.OpCounterGet, wire.OpCounterInc:
 		return e.files.serve(context.Background(), e.inst, op, req)
+	case wire.OpListen, wire.OpAccept, wire.OpCloseListener:
+		return e.listeners.serve(context.Background(), e.inst, op, req)
 	case wire.OpSealKeyID, wire.OpSealKey:
 		r, ok := e.inst.(backend.SealingRoot)
 		if !ok {

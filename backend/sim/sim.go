@@ -9,6 +9,7 @@ package sim
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -302,6 +303,29 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		extra = append(extra, sf)
 		env = append(env, wire.EnvSharedMemory+"=5")
 	}
+	// The connection-passing socket: accepted connections go into the enclave as SCM_RIGHTS.
+	pfds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		hostSock.Close()
+		if sc != nil {
+			sc.Close()
+		}
+		return nil, fmt.Errorf("sim: socketpair: %w", err)
+	}
+	childPass := os.NewFile(uintptr(pfds[1]), "asylo-connpass-child")
+	defer childPass.Close()
+	hostPassFile := os.NewFile(uintptr(pfds[0]), "asylo-connpass-host")
+	hostPassConn, err := net.FileConn(hostPassFile)
+	hostPassFile.Close()
+	if err != nil {
+		hostSock.Close()
+		if sc != nil {
+			sc.Close()
+		}
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	extra = append(extra, childPass)
+	env = append(env, fmt.Sprintf("%s=%d", wire.EnvConnPass, 2+len(extra)))
 	cmd := &exec.Cmd{
 		// Executing the sealed memfd through the child's own fd 4: the bytes the kernel maps are
 		// the measured bytes, whatever happens to spec.Path meanwhile.
@@ -324,13 +348,14 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		cmd.Env = append(cmd.Env, wire.EnvSandbox+"=1")
 	}
 	if err := cmd.Start(); err != nil {
+		hostPassConn.Close()
 		hostSock.Close()
 		if sc != nil {
 			sc.Close()
 		}
 		return nil, fmt.Errorf("sim: starting enclave process: %w", err)
 	}
-	in := &instance{cmd: cmd, id: id, done: make(chan struct{}), backend: b}
+	in := &instance{cmd: cmd, id: id, done: make(chan struct{}), backend: b, pass: hostPassConn.(*net.UnixConn)}
 	if sc != nil {
 		in.ch = &shmChannel{Conn: sc, sock: hostSock}
 	} else {
@@ -356,6 +381,9 @@ func (c *shmChannel) Close() error {
 type instance struct {
 	backend *Backend
 	cmd     *exec.Cmd
+	pass    *net.UnixConn // connection-passing socket
+	passMu  sync.Mutex
+	token   uint64
 	ch      io.ReadWriteCloser
 	id      identity.Identity
 	done    chan struct{}
@@ -377,6 +405,7 @@ func (i *instance) wait() {
 		err = &backend.ExitError{Code: -1, Err: err}
 	}
 	i.err = err
+	i.pass.Close()
 	close(i.done)
 	// A blocked reader on the shared-memory channel cannot see the process die: wake it, after
 	// letting it drain what the enclave wrote last (its FINALIZE result, say).
@@ -469,6 +498,34 @@ func (i *instance) CounterIncrement(ctx context.Context, id string) (uint64, err
 		return 0, err
 	}
 	return c.Increment(ctx, ns+id)
+}
+
+// PassConn implements backend.ConnPasser: it sends c's socket into the enclave with a fresh
+// token, and closes the host's copy.
+func (i *instance) PassConn(c net.Conn) (uint64, error) {
+	defer c.Close()
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0, fmt.Errorf("sim: cannot pass a %T", c)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	i.passMu.Lock()
+	defer i.passMu.Unlock()
+	i.token++
+	tok := binary.LittleEndian.AppendUint64(nil, i.token)
+	var werr error
+	if err := raw.Control(func(fd uintptr) {
+		_, _, werr = i.pass.WriteMsgUnix(tok, unix.UnixRights(int(fd)), nil)
+	}); err != nil {
+		return 0, err
+	}
+	if werr != nil {
+		return 0, fmt.Errorf("sim: passing a connection to the enclave: %w", werr)
+	}
+	return i.token, nil
 }
 
 func (i *instance) Channel() io.ReadWriteCloser { return i.ch }

@@ -1,6 +1,7 @@
 package sim_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -500,5 +502,49 @@ func TestSecureStorage(t *testing.T) {
 	t.Logf("write takes %v; %d kills: %d interrupted writes left the old version, %d had committed", took, iterations, interrupted, iterations-interrupted)
 	if interrupted == 0 {
 		t.Error("no kill landed before a commit: the test did not exercise recovery")
+	}
+}
+
+// An enclave listens through the host: the sandboxed enclave has no sockets of its own, yet it
+// serves TCP clients on connections the host accepts and hands in.
+func TestEnclaveListener(t *testing.T) {
+	ctx := context.Background()
+	for _, be := range []*sim.Backend{sim.New(), sim.New(sim.Switchless())} {
+		e, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Debug: true, Backend: be, Logger: quiet,
+			AllowListen: func(network, address string) error {
+				if !strings.HasPrefix(address, "127.0.0.1:") {
+					return errors.New("loopback only")
+				}
+				return nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, err := e.Call(ctx, "serve-echo", []byte("3"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			c, err := net.Dial("tcp", string(addr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "hello %d\n", i)
+			line, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if want := fmt.Sprintf("enclave:hello %d\n", i); err != nil || line != want {
+				t.Errorf("reply %q, %v; want %q", line, err, want)
+			}
+		}
+		e.Destroy(ctx, nil)
+	}
+	// Without AllowListen the host refuses.
+	e, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Debug: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx, nil)
+	if _, err := e.Call(ctx, "serve-echo", []byte("1")); err == nil || !strings.Contains(err.Error(), "AllowListen") {
+		t.Errorf("listen without permission: %v", err)
 	}
 }

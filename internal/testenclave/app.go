@@ -3,6 +3,7 @@
 package testenclave
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -171,6 +172,35 @@ func (a *App) Options() []enclave.Option {
 		}),
 		enclave.Handle("seal-signer", func(ctx context.Context, in []byte) ([]byte, error) {
 			return enclave.SealToSigner(ctx, in, []byte("test"))
+		}),
+		enclave.Handle("serve-echo", func(ctx context.Context, in []byte) ([]byte, error) {
+			// Listens (through the host) and answers each connection's first line, n times.
+			n, err := strconv.Atoi(string(in))
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("%w: count", enclave.ErrInvalidArgument)
+			}
+			l, err := enclave.Listen(ctx, "tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, err
+			}
+			go func() {
+				defer l.Close()
+				for range n {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						defer c.Close()
+						line, err := bufio.NewReader(c).ReadString('\n')
+						if err != nil {
+							return
+						}
+						fmt.Fprintf(c, "enclave:%s", line)
+					}()
+				}
+			}()
+			return []byte(l.Addr().String()), nil
 		}),
 		enclave.Handle("file-write", func(ctx context.Context, in []byte) ([]byte, error) {
 			// Input: name, newline, content. Replaces the file's content and commits.

@@ -6,17 +6,20 @@ package wire
 
 // Storage and counter operations.
 const (
-	OpFSOpen     Op = 5
-	OpFSRead     Op = 6
-	OpFSWrite    Op = 7
-	OpFSTruncate Op = 8
-	OpFSSync     Op = 9
-	OpFSSize     Op = 10
-	OpFSClose    Op = 11
-	OpFSRename   Op = 12
-	OpFSRemove   Op = 13
-	OpCounterGet Op = 14
-	OpCounterInc Op = 15
+	OpFSOpen        Op = 5
+	OpFSRead        Op = 6
+	OpFSWrite       Op = 7
+	OpFSTruncate    Op = 8
+	OpFSSync        Op = 9
+	OpFSSize        Op = 10
+	OpFSClose       Op = 11
+	OpFSRename      Op = 12
+	OpFSRemove      Op = 13
+	OpCounterGet    Op = 14
+	OpCounterInc    Op = 15
+	OpListen        Op = 16
+	OpAccept        Op = 17
+	OpCloseListener Op = 18
 )
 
 // Limits of the storage host calls.

@@ -10,6 +10,9 @@ const (
 	// EnvSharedMemory, when set, is the fd of a shared-memory region (internal/shm) that carries
 	// the protocol instead of the socket (switchless mode).
 	EnvSharedMemory = "ASYLO_SHM_FD"
+	// EnvConnPass is the fd of a SOCK_SEQPACKET socket over which the host passes accepted
+	// connections (SCM_RIGHTS), each message an 8-byte token matching an ACCEPT answer.
+	EnvConnPass = "ASYLO_CONNPASS_FD"
 	// EnvImage is the fd of the sealed memfd the enclave was executed from; the runtime closes it.
 	EnvImage = "ASYLO_IMAGE_FD"
 	// EnvSandbox = "1" asks the runtime to sandbox the process before any application code runs.

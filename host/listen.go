@@ -1,0 +1,113 @@
+package host
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/asylo-go/asylo/backend"
+	"github.com/asylo-go/asylo/internal/wire"
+)
+
+// maxListeners bounds the listeners one enclave may hold.
+const maxListeners = 16
+
+// hostListeners serves LISTEN / ACCEPT / CLOSE_LISTENER for one enclave.
+type hostListeners struct {
+	allow func(network, address string) error // nil: listening is refused
+
+	mu   sync.Mutex
+	next uint32
+	ls   map[uint32]net.Listener
+}
+
+func (h *hostListeners) closeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, l := range h.ls {
+		l.Close()
+		delete(h.ls, id)
+	}
+}
+
+func parseListen(b []byte) (network, address string, ok bool) {
+	if len(b) < 1 || int(b[0]) > len(b)-1 {
+		return "", "", false
+	}
+	network, address = string(b[1:1+b[0]]), string(b[1+b[0]:])
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return "", "", false
+	}
+	return network, address, len(address) > 0 && len(address) <= 256
+}
+
+func (h *hostListeners) serve(ctx context.Context, inst backend.Instance, op wire.Op, req []byte) (wire.Status, []byte) {
+	switch op {
+	case wire.OpListen:
+		network, address, ok := parseListen(req)
+		if !ok {
+			return wire.StatusInvalidArgument, []byte("LISTEN takes tcp, tcp4 or tcp6 and an address")
+		}
+		if h.allow == nil {
+			return wire.StatusUnimplemented, []byte("this host does not let enclaves listen (host.LoadConfig.AllowListen)")
+		}
+		if _, ok := inst.(backend.ConnPasser); !ok {
+			return wire.StatusUnimplemented, []byte("this back-end cannot pass connections into the enclave")
+		}
+		if err := h.allow(network, address); err != nil {
+			return wire.StatusApplication, []byte(wire.TruncateMessage("listen refused by the host: " + err.Error()))
+		}
+		h.mu.Lock()
+		full := len(h.ls) >= maxListeners
+		h.mu.Unlock()
+		if full {
+			return wire.StatusResourceExhausted, []byte("too many listeners")
+		}
+		l, err := net.Listen(network, address)
+		if err != nil {
+			return wire.StatusApplication, []byte(wire.TruncateMessage(err.Error()))
+		}
+		h.mu.Lock()
+		h.next++
+		id := h.next
+		if h.ls == nil {
+			h.ls = map[uint32]net.Listener{}
+		}
+		h.ls[id] = l
+		h.mu.Unlock()
+		return wire.StatusOK, append(binary.LittleEndian.AppendUint32(nil, id), l.Addr().String()...)
+	case wire.OpAccept, wire.OpCloseListener:
+		if len(req) != 4 {
+			return wire.StatusInvalidArgument, []byte("want a listener id")
+		}
+		id := binary.LittleEndian.Uint32(req)
+		h.mu.Lock()
+		l, ok := h.ls[id]
+		if ok && op == wire.OpCloseListener {
+			delete(h.ls, id)
+		}
+		h.mu.Unlock()
+		if !ok {
+			return wire.StatusInvalidArgument, []byte("unknown listener")
+		}
+		if op == wire.OpCloseListener {
+			l.Close()
+			return wire.StatusOK, nil
+		}
+		c, err := l.Accept()
+		if err != nil {
+			return wire.StatusApplication, []byte(wire.TruncateMessage(err.Error()))
+		}
+		remote := c.RemoteAddr().String()
+		tok, err := inst.(backend.ConnPasser).PassConn(c)
+		if err != nil {
+			return wire.StatusApplication, []byte(wire.TruncateMessage(err.Error()))
+		}
+		return wire.StatusOK, append(binary.LittleEndian.AppendUint64(nil, tok), remote...)
+	}
+	return wire.StatusUnimplemented, []byte(fmt.Sprintf("op %d", op))
+}
