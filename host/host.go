@@ -232,7 +232,7 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 		readDone:  make(chan struct{}),
 		hostSem:   make(chan struct{}, 64),
 		files:     newHostFiles(cfg.StorageDir),
-		listeners: &hostListeners{allow: cfg.AllowListen},
+		listeners: &hostListeners{allow: cfg.AllowListen, log: logger},
 	}
 	if err := e.handshake(ctx); err != nil {
 		e.kill()

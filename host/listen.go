@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 
@@ -17,6 +18,7 @@ const maxListeners = 16
 // hostListeners serves LISTEN / ACCEPT / CLOSE_LISTENER for one enclave.
 type hostListeners struct {
 	allow func(network, address string) error // nil: listening is refused
+	log   *slog.Logger
 
 	mu   sync.Mutex
 	next uint32
@@ -79,6 +81,7 @@ func (h *hostListeners) serve(ctx context.Context, inst backend.Instance, op wir
 		}
 		h.ls[id] = l
 		h.mu.Unlock()
+		h.log.Info("enclave listening", "network", network, "address", l.Addr().String())
 		return wire.StatusOK, append(binary.LittleEndian.AppendUint32(nil, id), l.Addr().String()...)
 	case wire.OpAccept, wire.OpCloseListener:
 		if len(req) != 4 {

@@ -38,7 +38,7 @@ type command struct {
 
 // commands returns the subcommands in the order `asylo help` lists them.
 func commands() []*command {
-	return []*command{buildCmd, keygenCmd, signCmd, measureCmd, runCmd, platformCmd, attestCmd, verifyCmd, inspectCmd, doctorCmd, versionCmd}
+	return []*command{buildCmd, keygenCmd, signCmd, measureCmd, runCmd, platformCmd, attestCmd, verifyCmd, verifyPeerCmd, inspectCmd, doctorCmd, versionCmd}
 }
 
 func lookup(name string) *command {
@@ -109,7 +109,7 @@ func (c *cli) help(args []string) error {
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, "asylo builds, signs, inspects and runs enclaves.\n\nUsage:\n\n\tasylo <command> [flags] [arguments]\n\nCommands:\n\n")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "\t%-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "\t%-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, "\nRun 'asylo help <command>' (or 'asylo <command> -h') for a command's flags.\n")
 }

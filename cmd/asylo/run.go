@@ -49,6 +49,7 @@ destroyed first); 2 for a wrong command line.`,
 		var o runOptions
 		fs.StringVar(&o.backend, "backend", sim.Name, "the back-end `NAME`: sim (inprocess runs only linked-in code, from Go tests)")
 		fs.BoolVar(&o.switchless, "switchless", false, "sim: carry calls over shared memory with spinning instead of the socket")
+		fs.StringVar(&o.allowListen, "allow-listen", "", "let the enclave listen (enclave.Listen) on TCP addresses starting with this prefix, e.g. 127.0.0.1: or :")
 		fs.BoolVar(&o.debug, "debug", false, "allow an unsigned enclave to load, with a debug identity")
 		fs.StringVar(&o.config, "config", "", "pass the contents of `FILE` to the enclave's Initialize (default: empty)")
 		fs.StringVar(&o.input, "input", "", "pass the contents of `FILE` (\"-\": standard input) to the enclave's Run (default: empty)")
@@ -66,16 +67,17 @@ destroyed first); 2 for a wrong command line.`,
 }
 
 type runOptions struct {
-	backend    string
-	switchless bool
-	debug      bool
-	config     string
-	input      string
-	name       string
-	logLevel   slog.Level
-	timeout    time.Duration
-	path       string
-	args       []string
+	backend     string
+	switchless  bool
+	allowListen string
+	debug       bool
+	config      string
+	input       string
+	name        string
+	logLevel    slog.Level
+	timeout     time.Duration
+	path        string
+	args        []string
 }
 
 // newBackend returns the back-end o.backend names.
@@ -146,6 +148,12 @@ func (o *runOptions) run(ctx context.Context, c *cli) error {
 		Stdout:   c.stdout,
 		Stderr:   c.stderr,
 		Debug:    o.debug,
+		AllowListen: func(network, address string) error {
+			if o.allowListen == "" || !strings.HasPrefix(address, o.allowListen) {
+				return fmt.Errorf("%s %s not allowed (asylo run --allow-listen PREFIX)", network, address)
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return sig.wrap(o.loadError(err))
