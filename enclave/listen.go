@@ -228,3 +228,36 @@ func (r *connReceiver) wait(ctx context.Context, tok uint64) (int, error) {
 		return -1, net.ErrClosed
 	}
 }
+
+// Dial asks the host to connect to address on network ("tcp", "tcp4" or "tcp6") and hands the
+// connection into the enclave. The host decides whether it may (host.LoadConfig.AllowDial), and
+// can read and alter the bytes: speak TLS on the connection (package atls).
+func Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	s := serverFrom(ctx)
+	if s == nil {
+		return nil, errors.New("enclave: Dial called outside an enclave call")
+	}
+	if len(network) > 8 || len(address) > 256 {
+		return nil, fmt.Errorf("enclave: Dial: network or address too long")
+	}
+	req := append([]byte{byte(len(network))}, network...)
+	req = append(req, address...)
+	b, err := s.hostCall(ctx, wire.OpDial, req)
+	if err != nil {
+		return nil, fmt.Errorf("enclave: Dial: %w", err)
+	}
+	if len(b) < 8 || len(b) > 8+256 {
+		return nil, fmt.Errorf("enclave: %w: malformed DIAL answer", wire.ErrProtocol)
+	}
+	fd, err := s.conns().wait(ctx, binary.LittleEndian.Uint64(b))
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "dialled")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("enclave: dialled connection: %w", err)
+	}
+	return c, nil
+}

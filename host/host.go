@@ -60,6 +60,9 @@ type LoadConfig struct {
 	// AllowListen decides whether the enclave may listen on network/address (enclave.Listen);
 	// accepted connections are handed into the enclave. Nil refuses every listen.
 	AllowListen func(network, address string) error
+	// AllowDial decides whether the enclave may open a connection to network/address
+	// (enclave.Dial); the host dials and hands the connection in. Nil refuses every dial.
+	AllowDial func(network, address string) error
 }
 
 // Errors returned by this package. Calls fail with errors that match these with errors.Is.
@@ -232,7 +235,7 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 		readDone:  make(chan struct{}),
 		hostSem:   make(chan struct{}, 64),
 		files:     newHostFiles(cfg.StorageDir),
-		listeners: &hostListeners{allow: cfg.AllowListen, log: logger},
+		listeners: &hostListeners{allow: cfg.AllowListen, allowDial: cfg.AllowDial, log: logger},
 	}
 	if err := e.handshake(ctx); err != nil {
 		e.kill()
@@ -591,7 +594,7 @@ func (e *Enclave) serveHostCall(op wire.Op, req []byte) (wire.Status, []byte) {
 	case wire.OpFSOpen, wire.OpFSRead, wire.OpFSWrite, wire.OpFSTruncate, wire.OpFSSync, wire.OpFSSize,
 		wire.OpFSClose, wire.OpFSRename, wire.OpFSRemove, wire.OpCounterGet, wire.OpCounterInc:
 		return e.files.serve(context.Background(), e.inst, op, req)
-	case wire.OpListen, wire.OpAccept, wire.OpCloseListener:
+	case wire.OpListen, wire.OpAccept, wire.OpCloseListener, wire.OpDial:
 		return e.listeners.serve(context.Background(), e.inst, op, req)
 	case wire.OpSealKeyID, wire.OpSealKey:
 		r, ok := e.inst.(backend.SealingRoot)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/asylo-go/asylo/backend"
 	"github.com/asylo-go/asylo/internal/wire"
@@ -17,8 +18,9 @@ const maxListeners = 16
 
 // hostListeners serves LISTEN / ACCEPT / CLOSE_LISTENER for one enclave.
 type hostListeners struct {
-	allow func(network, address string) error // nil: listening is refused
-	log   *slog.Logger
+	allow     func(network, address string) error // nil: listening is refused
+	allowDial func(network, address string) error // nil: dialling is refused
+	log       *slog.Logger
 
 	mu   sync.Mutex
 	next uint32
@@ -83,6 +85,32 @@ func (h *hostListeners) serve(ctx context.Context, inst backend.Instance, op wir
 		h.mu.Unlock()
 		h.log.Info("enclave listening", "network", network, "address", l.Addr().String())
 		return wire.StatusOK, append(binary.LittleEndian.AppendUint32(nil, id), l.Addr().String()...)
+	case wire.OpDial:
+		network, address, ok := parseListen(req)
+		if !ok {
+			return wire.StatusInvalidArgument, []byte("DIAL takes tcp, tcp4 or tcp6 and an address")
+		}
+		if h.allowDial == nil {
+			return wire.StatusUnimplemented, []byte("this host does not let enclaves dial (host.LoadConfig.AllowDial)")
+		}
+		passer, ok := inst.(backend.ConnPasser)
+		if !ok {
+			return wire.StatusUnimplemented, []byte("this back-end cannot pass connections into the enclave")
+		}
+		if err := h.allowDial(network, address); err != nil {
+			return wire.StatusApplication, []byte(wire.TruncateMessage("dial refused by the host: " + err.Error()))
+		}
+		d := net.Dialer{Timeout: 30 * time.Second}
+		c, err := d.DialContext(ctx, network, address)
+		if err != nil {
+			return wire.StatusApplication, []byte(wire.TruncateMessage(err.Error()))
+		}
+		remote := c.RemoteAddr().String()
+		tok, err := passer.PassConn(c)
+		if err != nil {
+			return wire.StatusApplication, []byte(wire.TruncateMessage(err.Error()))
+		}
+		return wire.StatusOK, append(binary.LittleEndian.AppendUint64(nil, tok), remote...)
 	case wire.OpAccept, wire.OpCloseListener:
 		if len(req) != 4 {
 			return wire.StatusInvalidArgument, []byte("want a listener id")

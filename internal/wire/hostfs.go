@@ -20,6 +20,7 @@ const (
 	OpListen        Op = 16
 	OpAccept        Op = 17
 	OpCloseListener Op = 18
+	OpDial          Op = 19
 )
 
 // Limits of the storage host calls.
