@@ -42,32 +42,18 @@ docs/policy.md), and an identity ACL in JSON otherwise. Every policy refuses deb
 unless --allow-debug, and refuses sim evidence unless its platform root is given with
 --sim-root (asylo platform export-root). --nonce must be the nonce given to "asylo attest".`,
 	setup: func(fs *flag.FlagSet) runFunc {
-		policyPath := fs.String("policy", "", "policy file: .cel for CEL, otherwise identity ACL JSON (required)")
-		var simRoots stringsFlag
-		fs.Var(&simRoots, "sim-root", "sim platform root certificate (PEM) to accept; repeatable")
+		var trust trustFlags
+		trust.define(fs)
 		nonceHex := fs.String("nonce", "", "nonce given to asylo attest, hex")
-		allowDebug := fs.Bool("allow-debug", false, "accept debug enclaves (their secrets are not protected)")
 		asJSON := fs.Bool("json", false, "print the attestation result as JSON")
 		return func(ctx context.Context, c *cli, args []string) error {
 			path, err := oneArg("verify", args, "EVIDENCE")
 			if err != nil {
 				return err
 			}
-			if *policyPath == "" {
-				return usagef("verify", "missing --policy FILE: a verification without a policy decides nothing")
-			}
-			opts := verify.Options{AllowDebug: *allowDebug}
-			var popts []policy.Option
-			if *allowDebug {
-				popts = append(popts, policy.AllowDebug())
-			}
-			for _, f := range simRoots {
-				root, err := readCertPEM(f)
-				if err != nil {
-					return fmt.Errorf("verify: --sim-root: %w", err)
-				}
-				opts.SimRoots = append(opts.SimRoots, root)
-				popts = append(popts, policy.AcceptSimPlatform(sha256.Sum256(root.RawSubjectPublicKeyInfo)))
+			opts, pol, err := trust.build("verify")
+			if err != nil {
+				return err
 			}
 			if *nonceHex != "" {
 				nonce, err := hex.DecodeString(*nonceHex)
@@ -75,10 +61,6 @@ unless --allow-debug, and refuses sim evidence unless its platform root is given
 					return usagef("verify", "--nonce must be hex of at most %d bytes", enclave.MaxUserData)
 				}
 				opts.UserData = enclave.NonceUserData(nonce)
-			}
-			pol, err := loadPolicy(*policyPath, popts)
-			if err != nil {
-				return fmt.Errorf("verify: %w", err)
 			}
 			raw, err := os.ReadFile(path)
 			if err != nil {
@@ -102,6 +84,45 @@ unless --allow-debug, and refuses sim evidence unless its platform root is given
 			return nil
 		}
 	},
+}
+
+// trustFlags are the flags verify and verify-peer share: the policy and what it trusts.
+type trustFlags struct {
+	policyPath string
+	simRoots   stringsFlag
+	allowDebug bool
+}
+
+func (t *trustFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&t.policyPath, "policy", "", "policy file: .cel for CEL, otherwise identity ACL JSON (required)")
+	fs.Var(&t.simRoots, "sim-root", "sim platform root certificate (PEM) to accept; repeatable")
+	fs.BoolVar(&t.allowDebug, "allow-debug", false, "accept debug enclaves (their secrets are not protected)")
+}
+
+// build returns the verifier options and the policy the flags describe: --sim-root both lets the
+// verifier accept that platform's evidence and names the platform to the policy.
+func (t *trustFlags) build(cmd string) (verify.Options, *policy.Policy, error) {
+	opts := verify.Options{AllowDebug: t.allowDebug}
+	if t.policyPath == "" {
+		return opts, nil, usagef(cmd, "missing --policy FILE: a verification without a policy decides nothing")
+	}
+	var popts []policy.Option
+	if t.allowDebug {
+		popts = append(popts, policy.AllowDebug())
+	}
+	for _, f := range t.simRoots {
+		root, err := readCertPEM(f)
+		if err != nil {
+			return opts, nil, fmt.Errorf("%s: --sim-root: %w", cmd, err)
+		}
+		opts.SimRoots = append(opts.SimRoots, root)
+		popts = append(popts, policy.AcceptSimPlatform(sha256.Sum256(root.RawSubjectPublicKeyInfo)))
+	}
+	pol, err := loadPolicy(t.policyPath, popts)
+	if err != nil {
+		return opts, nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return opts, pol, nil
 }
 
 func readCertPEM(path string) (*x509.Certificate, error) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"time"
 
 	"github.com/asylo-go/asylo/atls"
-	"github.com/asylo-go/asylo/policy"
-	"github.com/asylo-go/asylo/verify"
 )
 
 var verifyPeerCmd = &command{
@@ -24,10 +21,8 @@ evidence in the server's certificate, its binding to the key used in the handsha
 policy, and prints the verified claims. It exits 1 if the handshake refuses the peer. The policy
 and the --sim-root and --allow-debug flags work as for "asylo verify".`,
 	setup: func(fs *flag.FlagSet) runFunc {
-		policyPath := fs.String("policy", "", "policy file: .cel for CEL, otherwise identity ACL JSON (required)")
-		var simRoots stringsFlag
-		fs.Var(&simRoots, "sim-root", "sim platform root certificate (PEM) to accept; repeatable")
-		allowDebug := fs.Bool("allow-debug", false, "accept debug enclaves (their secrets are not protected)")
+		var trust trustFlags
+		trust.define(fs)
 		asJSON := fs.Bool("json", false, "print the claims as JSON")
 		timeout := fs.Duration("timeout", 10*time.Second, "connection and handshake timeout")
 		return func(ctx context.Context, c *cli, args []string) error {
@@ -35,25 +30,9 @@ and the --sim-root and --allow-debug flags work as for "asylo verify".`,
 			if err != nil {
 				return err
 			}
-			if *policyPath == "" {
-				return usagef("verify-peer", "missing --policy FILE")
-			}
-			opts := verify.Options{AllowDebug: *allowDebug}
-			var popts []policy.Option
-			if *allowDebug {
-				popts = append(popts, policy.AllowDebug())
-			}
-			for _, f := range simRoots {
-				root, err := readCertPEM(f)
-				if err != nil {
-					return fmt.Errorf("verify-peer: --sim-root: %w", err)
-				}
-				opts.SimRoots = append(opts.SimRoots, root)
-				popts = append(popts, policy.AcceptSimPlatform(sha256.Sum256(root.RawSubjectPublicKeyInfo)))
-			}
-			pol, err := loadPolicy(*policyPath, popts)
+			opts, pol, err := trust.build("verify-peer")
 			if err != nil {
-				return fmt.Errorf("verify-peer: %w", err)
+				return err
 			}
 			v, err := atls.NewVerifier(opts, pol)
 			if err != nil {

@@ -82,5 +82,4 @@ func (app) Run(ctx context.Context, raw []byte) ([]byte, error) {
 	return []byte(t), nil
 }
 
-
 func main() { enclave.Run(app{}) }
