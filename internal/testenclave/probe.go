@@ -22,8 +22,6 @@ type ProbeResult struct {
 	PID         int
 	PPID        int
 	Hostname    string
-	CanFork     bool
-	Interfaces  []string
 	TimeWorks   bool
 	RandomWorks bool
 }
