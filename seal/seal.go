@@ -68,6 +68,9 @@ type blobPRK struct {
 	// so that the HMAC key setup is done once; nil if the HMAC cannot be
 	// cloned (GOFIPS140=v1.0.0), then crypto/hkdf.Expand is used.
 	mac hash.Cloner
+	// macs recycles clones of mac: Reset returns a clone to the keyed state, so a blob costs no
+	// HMAC allocation.
+	macs sync.Pool
 }
 
 func newBlobPRK(policyKey []byte) (*blobPRK, error) {
@@ -97,14 +100,21 @@ func (k *blobPRK) blobKey(header []byte) ([]byte, error) {
 	if k.mac == nil {
 		return hkdf.Expand(sha256.New, k.prk, labelBlobKey+string(header), 32)
 	}
-	h, err := k.mac.Clone()
-	if err != nil {
-		return hkdf.Expand(sha256.New, k.prk, labelBlobKey+string(header), 32)
+	h, ok := k.macs.Get().(hash.Hash)
+	if !ok {
+		c, err := k.mac.Clone()
+		if err != nil {
+			return hkdf.Expand(sha256.New, k.prk, labelBlobKey+string(header), 32)
+		}
+		h = c
 	}
 	h.Write([]byte(labelBlobKey))
 	h.Write(header)
 	h.Write([]byte{1})
-	return h.Sum(make([]byte, 0, sha256.Size)), nil
+	key := h.Sum(make([]byte, 0, sha256.Size))
+	h.Reset()
+	k.macs.Put(h)
+	return key, nil
 }
 
 // New returns a Sealer for the enclave root serves. It asks the root for the
