@@ -258,6 +258,12 @@ func TestFakeQuotes(t *testing.T) {
 			b := bytes.Clone(fresh)
 			b[tc.off] ^= 0x01
 			_, err := Verify(ctx, b, fakeOpts)
+			// The PCK chain is PEM text generated afresh each run: the flipped byte may land on a
+			// PEM delimiter or newline, which makes the chain unparsable rather than untrusted.
+			// Either way it must be refused.
+			if tc.want == ErrUntrustedRoot && errors.Is(err, ErrMalformed) {
+				return
+			}
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
