@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -185,6 +186,7 @@ type Enclave struct {
 	hostSem   chan struct{}
 	files     *hostFiles
 	listeners *hostListeners
+	spin      bool // the channel spins (switchless): callers poll for results too
 }
 
 type result struct {
@@ -236,6 +238,9 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 		hostSem:   make(chan struct{}, 64),
 		files:     newHostFiles(cfg.StorageDir),
 		listeners: &hostListeners{allow: cfg.AllowListen, allowDial: cfg.AllowDial, log: logger},
+	}
+	if s, ok := inst.(interface{ Spins() bool }); ok {
+		e.spin = s.Spins()
 	}
 	if err := e.handshake(ctx); err != nil {
 		e.kill()
@@ -433,6 +438,10 @@ func (e *Enclave) Destroy(ctx context.Context, final []byte) error {
 	return nil
 }
 
+// spinWait is how long a caller polls for its result on a spinning (switchless) channel before
+// it parks.
+const spinWait = 20 * time.Microsecond
+
 // exitGrace is how long Destroy waits for an enclave to exit after FINALIZE before killing it.
 const exitGrace = 5 * time.Second
 
@@ -471,6 +480,18 @@ func (e *Enclave) roundTrip(ctx context.Context, kind wire.Kind, head, input []b
 		// The read loop notices the broken channel and fails every pending call.
 		<-e.down
 		return nil, e.Err()
+	}
+	if e.spin {
+		// Switchless: stay runnable for a few microseconds instead of parking, so the read
+		// loop's hand-over does not have to wake a thread (the expensive part of a hand-off).
+		for deadline := time.Now().Add(spinWait); time.Now().Before(deadline); {
+			select {
+			case r := <-ch:
+				return decodeResult(r)
+			default:
+				runtime.Gosched()
+			}
+		}
 	}
 	select {
 	case r := <-ch:

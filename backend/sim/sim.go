@@ -528,6 +528,12 @@ func (i *instance) PassConn(c net.Conn) (uint64, error) {
 	return i.token, nil
 }
 
+// Spins reports whether the channel busy-polls (switchless mode).
+func (i *instance) Spins() bool {
+	_, ok := i.ch.(*shmChannel)
+	return ok
+}
+
 func (i *instance) Channel() io.ReadWriteCloser { return i.ch }
 func (i *instance) Identity() identity.Identity { return i.id }
 func (i *instance) Done() <-chan struct{}       { return i.done }
