@@ -1,13 +1,11 @@
 package nitro
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	_ "embed"
-	"encoding/hex"
-	"encoding/pem"
 	"fmt"
-	"strings"
+
+	"github.com/asylo-go/asylo/attest/internal/trust"
 )
 
 // awsNitroRootG1PEM is the AWS Nitro Enclaves root certificate for the
@@ -46,15 +44,7 @@ func defaultRoot() *x509.Certificate {
 }
 
 func parsePinnedRoot(pemBytes []byte, fingerprint string) (*x509.Certificate, error) {
-	block, rest := pem.Decode(pemBytes)
-	if block == nil || block.Type != "CERTIFICATE" || len(strings.TrimSpace(string(rest))) != 0 {
-		return nil, fmt.Errorf("nitro: embedded root: want exactly one PEM CERTIFICATE block")
-	}
-	sum := sha256.Sum256(block.Bytes)
-	if got := strings.ToUpper(hex.EncodeToString(sum[:])); got != fingerprint {
-		return nil, fmt.Errorf("nitro: embedded root: SHA-256 %s, want pinned %s", got, fingerprint)
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
+	c, err := trust.PinnedCert(pemBytes, fingerprint)
 	if err != nil {
 		return nil, fmt.Errorf("nitro: embedded root: %v", err)
 	}

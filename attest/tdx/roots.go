@@ -1,13 +1,10 @@
 package tdx
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	_ "embed"
-	"encoding/hex"
-	"encoding/pem"
-	"fmt"
-	"strings"
+
+	"github.com/asylo-go/asylo/attest/internal/trust"
 )
 
 // intelSGXRootCAPEM is the Intel SGX Root CA, the root of every PCK
@@ -43,17 +40,5 @@ func DefaultRoots() *x509.CertPool {
 // afresh. The file is part of the binary, so a failure to parse it or a
 // fingerprint mismatch is a build defect: it panics.
 func IntelSGXRootCA() *x509.Certificate {
-	block, rest := pem.Decode(intelSGXRootCAPEM)
-	if block == nil || block.Type != "CERTIFICATE" || strings.TrimSpace(string(rest)) != "" {
-		panic("tdx: embedded Intel SGX Root CA: want exactly one PEM CERTIFICATE block")
-	}
-	sum := sha256.Sum256(block.Bytes)
-	if got := strings.ToUpper(hex.EncodeToString(sum[:])); got != IntelSGXRootCASHA256 {
-		panic(fmt.Sprintf("tdx: embedded Intel SGX Root CA: SHA-256 %s, want pinned %s", got, IntelSGXRootCASHA256))
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		panic(fmt.Sprintf("tdx: embedded Intel SGX Root CA: %v", err))
-	}
-	return c
+	return trust.MustPinnedCert("tdx: Intel SGX Root CA", intelSGXRootCAPEM, IntelSGXRootCASHA256)
 }
