@@ -12,6 +12,7 @@
 package enclave
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,7 +78,7 @@ func Handle(name string, h HandlerFunc) Option {
 func HandleJSON[In, Out any](name string, f func(ctx context.Context, in In) (Out, error)) Option {
 	return Handle(name, func(ctx context.Context, input []byte) ([]byte, error) {
 		var in In
-		dec := json.NewDecoder(bytesReader(input))
+		dec := json.NewDecoder(bytes.NewReader(input))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&in); err != nil {
 			return nil, fmt.Errorf("%w: decoding %s input: %v", ErrInvalidArgument, name, err)

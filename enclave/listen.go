@@ -25,16 +25,14 @@ func Listen(ctx context.Context, network, address string) (net.Listener, error) 
 	if s == nil {
 		return nil, errors.New("enclave: Listen called outside an enclave call")
 	}
-	if len(network) > 8 || len(address) > 256 {
+	if len(network) > wire.MaxNetwork || len(address) > wire.MaxAddress {
 		return nil, fmt.Errorf("enclave: Listen: network or address too long")
 	}
-	req := append([]byte{byte(len(network))}, network...)
-	req = append(req, address...)
-	b, err := s.hostCall(ctx, wire.OpListen, req)
+	b, err := s.hostCall(ctx, wire.OpListen, wire.AppendNetAddr(nil, network, address))
 	if err != nil {
 		return nil, fmt.Errorf("enclave: Listen: %w", err)
 	}
-	if len(b) < 4 || len(b) > 4+256 || !printable(b[4:]) {
+	if len(b) < 4 || len(b) > 4+wire.MaxAddress || !printable(b[4:]) {
 		return nil, fmt.Errorf("enclave: %w: malformed LISTEN answer", wire.ErrProtocol)
 	}
 	lctx, cancel := context.WithCancel(s.baseCtx)
@@ -75,18 +73,24 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		return nil, fmt.Errorf("enclave: accept: %w", err)
 	}
-	if len(b) < 8 || len(b) > 8+256 {
-		return nil, fmt.Errorf("enclave: %w: malformed ACCEPT answer", wire.ErrProtocol)
+	return l.s.passedConn(l.ctx, b, "ACCEPT")
+}
+
+// passedConn takes the connection an ACCEPT or DIAL answer announces: the answer is the token
+// (then the peer's address), and the socket arrives on the connection-passing socket.
+func (s *server) passedConn(ctx context.Context, answer []byte, what string) (net.Conn, error) {
+	if len(answer) < 8 || len(answer) > 8+wire.MaxAddress {
+		return nil, fmt.Errorf("enclave: %w: malformed %s answer", wire.ErrProtocol, what)
 	}
-	fd, err := l.s.conns().wait(l.ctx, binary.LittleEndian.Uint64(b))
+	fd, err := s.conns().wait(ctx, binary.LittleEndian.Uint64(answer))
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "accepted")
+	f := os.NewFile(uintptr(fd), "passed-conn")
 	c, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("enclave: accepted connection: %w", err)
+		return nil, fmt.Errorf("enclave: connection from the host: %w", err)
 	}
 	return c, nil
 }
@@ -237,27 +241,12 @@ func Dial(ctx context.Context, network, address string) (net.Conn, error) {
 	if s == nil {
 		return nil, errors.New("enclave: Dial called outside an enclave call")
 	}
-	if len(network) > 8 || len(address) > 256 {
+	if len(network) > wire.MaxNetwork || len(address) > wire.MaxAddress {
 		return nil, fmt.Errorf("enclave: Dial: network or address too long")
 	}
-	req := append([]byte{byte(len(network))}, network...)
-	req = append(req, address...)
-	b, err := s.hostCall(ctx, wire.OpDial, req)
+	b, err := s.hostCall(ctx, wire.OpDial, wire.AppendNetAddr(nil, network, address))
 	if err != nil {
 		return nil, fmt.Errorf("enclave: Dial: %w", err)
 	}
-	if len(b) < 8 || len(b) > 8+256 {
-		return nil, fmt.Errorf("enclave: %w: malformed DIAL answer", wire.ErrProtocol)
-	}
-	fd, err := s.conns().wait(ctx, binary.LittleEndian.Uint64(b))
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(fd), "dialled")
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("enclave: dialled connection: %w", err)
-	}
-	return c, nil
+	return s.passedConn(ctx, b, "DIAL")
 }

@@ -36,25 +36,12 @@ func (h *hostListeners) closeAll() {
 	}
 }
 
-func parseListen(b []byte) (network, address string, ok bool) {
-	if len(b) < 1 || int(b[0]) > len(b)-1 {
-		return "", "", false
-	}
-	network, address = string(b[1:1+b[0]]), string(b[1+b[0]:])
-	switch network {
-	case "tcp", "tcp4", "tcp6":
-	default:
-		return "", "", false
-	}
-	return network, address, len(address) > 0 && len(address) <= 256
-}
-
 func (h *hostListeners) serve(ctx context.Context, inst backend.Instance, op wire.Op, req []byte) (wire.Status, []byte) {
 	switch op {
 	case wire.OpListen:
-		network, address, ok := parseListen(req)
-		if !ok {
-			return wire.StatusInvalidArgument, []byte("LISTEN takes tcp, tcp4 or tcp6 and an address")
+		network, address, err := wire.ParseNetAddr(req)
+		if err != nil {
+			return wire.StatusInvalidArgument, []byte(wire.TruncateMessage(err.Error()))
 		}
 		if h.allow == nil {
 			return wire.StatusUnimplemented, []byte("this host does not let enclaves listen (host.LoadConfig.AllowListen)")
@@ -86,9 +73,9 @@ func (h *hostListeners) serve(ctx context.Context, inst backend.Instance, op wir
 		h.log.Info("enclave listening", "network", network, "address", l.Addr().String())
 		return wire.StatusOK, append(binary.LittleEndian.AppendUint32(nil, id), l.Addr().String()...)
 	case wire.OpDial:
-		network, address, ok := parseListen(req)
-		if !ok {
-			return wire.StatusInvalidArgument, []byte("DIAL takes tcp, tcp4 or tcp6 and an address")
+		network, address, err := wire.ParseNetAddr(req)
+		if err != nil {
+			return wire.StatusInvalidArgument, []byte(wire.TruncateMessage(err.Error()))
 		}
 		if h.allowDial == nil {
 			return wire.StatusUnimplemented, []byte("this host does not let enclaves dial (host.LoadConfig.AllowDial)")

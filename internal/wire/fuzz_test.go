@@ -97,3 +97,18 @@ func FuzzFSRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNetAddr: LISTEN and DIAL requests from an enclave.
+func FuzzNetAddr(f *testing.F) {
+	f.Add(AppendNetAddr(nil, "tcp", "127.0.0.1:0"))
+	f.Add([]byte{200, 't'})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n, a, err := ParseNetAddr(body)
+		if err != nil {
+			return
+		}
+		if len(a) == 0 || len(a) > MaxAddress || !bytes.Equal(AppendNetAddr(nil, n, a), body) {
+			t.Fatalf("accepted %q %q from %x", n, a, body)
+		}
+	})
+}

@@ -1,5 +1,7 @@
 package wire
 
+import "strconv"
+
 // Host calls for untrusted storage and monotonic counters (docs/wire.md, "Host-call operations").
 // The enclave's storage package encrypts and authenticates everything it stores; these calls only
 // move opaque bytes, and both sides validate every field.
@@ -81,7 +83,7 @@ func ParseFSRequest(op Op, body []byte) (FSRequest, error) {
 	var r FSRequest
 	name := func(b []byte, max int) string {
 		if len(b) == 0 || len(b) > max || !printableASCII(b) {
-			d.fail("name must be 1-" + itoa(max) + " printable ASCII bytes")
+			d.fail("name must be 1-" + strconv.Itoa(max) + " printable ASCII bytes")
 		}
 		return string(b)
 	}
@@ -106,13 +108,13 @@ func ParseFSRequest(op Op, body []byte) (FSRequest, error) {
 	case OpFSRead:
 		r.Handle, r.Offset, r.Length = d.u32("handle"), d.u64("offset"), d.u32("length")
 		if r.Length > MaxFileIO {
-			d.fail("read longer than " + itoa(MaxFileIO))
+			d.fail("read longer than " + strconv.Itoa(MaxFileIO))
 		}
 	case OpFSWrite:
 		r.Handle, r.Offset = d.u32("handle"), d.u64("offset")
 		r.Data = d.rest()
 		if len(r.Data) > MaxFileIO {
-			d.fail("write longer than " + itoa(MaxFileIO))
+			d.fail("write longer than " + strconv.Itoa(MaxFileIO))
 		}
 	case OpFSTruncate:
 		r.Handle, r.Offset = d.u32("handle"), d.u64("size")
@@ -130,16 +132,35 @@ func ParseFSRequest(op Op, body []byte) (FSRequest, error) {
 	return r, nil
 }
 
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
+// Limits of LISTEN and DIAL requests.
+const (
+	MaxNetwork = 8
+	MaxAddress = 256
+)
+
+// AppendNetAddr encodes a LISTEN or DIAL request: `net_len u8`, network, address.
+func AppendNetAddr(b []byte, network, address string) []byte {
+	b = append(b, byte(len(network)))
+	b = append(b, network...)
+	return append(b, address...)
+}
+
+// ParseNetAddr decodes a LISTEN or DIAL request. Only TCP networks are accepted, and the address
+// must be 1-256 printable ASCII bytes.
+func ParseNetAddr(body []byte) (network, address string, err error) {
+	d := decoder{b: body, of: KindHostCall}
+	network = string(d.take(int(d.u8("network length")), "network"))
+	addr := d.rest()
+	if err := d.end(); err != nil {
+		return "", "", err
 	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return "", "", protoErr("network %q: want tcp, tcp4 or tcp6", network)
 	}
-	return string(b[i:])
+	if len(addr) == 0 || len(addr) > MaxAddress || !printableASCII(addr) {
+		return "", "", protoErr("address must be 1-%d printable ASCII bytes", MaxAddress)
+	}
+	return network, string(addr), nil
 }
