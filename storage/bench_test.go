@@ -23,8 +23,6 @@ type rw interface {
 	WriteAt(ctx context.Context, p []byte, off int64) (int, error)
 }
 
-type plainFile struct{ UntrustedFile }
-
 func openBench(b *testing.B, dir, impl string, create bool) (rw, func() error) {
 	ctx := context.Background()
 	switch impl {

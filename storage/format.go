@@ -49,8 +49,6 @@ const (
 	journalRecord   = 8 + NodeSize
 	journalTrailer  = 48
 	journalEnd      = ^uint64(0)
-
-	maxDataNodes = MaxSize / NodeSize
 )
 
 // Labels of docs/storage.md §1.

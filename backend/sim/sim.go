@@ -388,7 +388,6 @@ type instance struct {
 	id      identity.Identity
 	done    chan struct{}
 	err     error
-	once    sync.Once
 }
 
 func (i *instance) wait() {
