@@ -21,7 +21,7 @@ import (
 )
 
 // The real vectors live beside their verifiers.
-func read(t *testing.T, path string) []byte {
+func read(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", path))
 	if err != nil {

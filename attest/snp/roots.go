@@ -71,14 +71,19 @@ var embeddedChains = []embeddedChain{
 }
 
 // Roots is a set of trusted AMD certificate chains, by product line. Build
-// one with [DefaultRoots] or [NewRoots] and [Roots.AddKDSCertChain]; it is
-// not modified by verification and may be shared between goroutines once
-// built.
+// one with [DefaultRoots] or [NewRoots] and [Roots.AddKDSCertChain], then
+// share it between goroutines: verification does not change what it trusts.
+// It remembers the endorsement key certificates it has verified, so keep one
+// Roots for many verifications: the first report signed by a VCEK pays for
+// the chain, later ones only for their own signature (docs/evidence-snp.md).
+// AddKDSCertChain must not run concurrently with Verify.
 type Roots struct {
 	// byLine maps a product line to its roots, each an ARK with the ASK
 	// and/or ASVK it certifies, in the form go-sev-guest's verify package
 	// takes.
 	byLine map[string][]*trust.AMDRootCerts
+
+	chains chainCache
 }
 
 // NewRoots returns an empty set of roots.
@@ -89,6 +94,7 @@ func NewRoots() *Roots {
 // DefaultRoots returns a new set holding the embedded AMD chains for Milan,
 // Genoa and Turin, for both VCEK- and VLEK-signed reports. Each call returns
 // a fresh set, so callers may add to it without affecting anyone else.
+// [Options] with nil Roots use one shared, process-wide default set.
 func DefaultRoots() *Roots {
 	r := NewRoots()
 	for _, c := range defaultChains() {
@@ -96,6 +102,10 @@ func DefaultRoots() *Roots {
 	}
 	return r
 }
+
+// sharedRoots is the set Verify uses when Options.Roots is nil, shared so that
+// its certificate cache serves every such call.
+var sharedRoots = sync.OnceValue(DefaultRoots)
 
 type parsedChain struct {
 	productLine       string

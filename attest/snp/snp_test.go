@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/kds"
+	"github.com/google/go-sev-guest/verify"
 	"github.com/google/go-sev-guest/verify/trust"
 )
 
@@ -225,23 +228,125 @@ func TestByteFlips(t *testing.T) {
 	if testing.Short() || raceDetector {
 		step = 7
 	}
-	counts := map[string]int{}
-	for i := 0; i < ReportSize; i += step {
+	// cold: a fresh Roots for every report, so the whole chain is checked;
+	// warm: one Roots that has verified the genuine report, so its
+	// certificate is cached and only the report's own checks remain.
+	warm := DefaultRoots()
+	if _, err := Verify(context.Background(), ev, Options{Roots: warm, CurrentTime: realTime, AllowDebug: true}); err != nil {
+		t.Fatal(err)
+	}
+	for name, roots := range map[string]func() *Roots{"cold": DefaultRoots, "warm": func() *Roots { return warm }} {
+		t.Run(name, func(t *testing.T) {
+			counts := map[string]int{}
+			for i := 0; i < ReportSize; i += step {
+				report := bytes.Clone(ev.Report)
+				report[i] ^= 0xff
+				_, err := Verify(context.Background(), Evidence{Report: report, EndorsementKeyCert: ev.EndorsementKeyCert}, Options{Roots: roots(), CurrentTime: realTime, AllowDebug: true})
+				if err == nil {
+					t.Errorf("flip of byte %#x verifies", i)
+					continue
+				}
+				checkOneSentinel(t, err)
+				for _, s := range sentinels {
+					if errors.Is(err, s) {
+						counts[s.Error()]++
+					}
+				}
+			}
+			t.Logf("refusals by sentinel: %v", counts)
+		})
+	}
+}
+
+// TestVerifyChainCache checks that a Roots which has verified a certificate
+// reuses that answer only where it holds: the report's own signature and
+// policy are still checked, the certificate's validity still bounds it, and
+// other certificate bytes are not taken for it.
+func TestVerifyChainCache(t *testing.T) {
+	ev := realEvidence(t)
+	ctx := context.Background()
+	roots := DefaultRoots()
+	opts := Options{Roots: roots, CurrentTime: realTime, AllowDebug: true}
+	first, err := Verify(ctx, ev, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(roots.chains.m); n != 1 {
+		t.Fatalf("after one verification the cache holds %d certificates, want 1", n)
+	}
+	second, err := Verify(ctx, ev, opts)
+	if err != nil {
+		t.Fatalf("cached: %v", err)
+	}
+	if second.ProductLine != first.ProductLine || !second.EndorsementKey.Equal(first.EndorsementKey) || second.ProductLine != Milan {
+		t.Errorf("cached verification gives product line %q and certificate %v; first gave %q", second.ProductLine, second.EndorsementKey.Subject, first.ProductLine)
+	}
+
+	// The signature: each byte of R and S, and the signed bytes of the report.
+	for i := signedSize; i < signedSize+2*0x48; i++ {
 		report := bytes.Clone(ev.Report)
-		report[i] ^= 0xff
-		_, err := Verify(context.Background(), Evidence{Report: report, EndorsementKeyCert: ev.EndorsementKeyCert}, Options{CurrentTime: realTime, AllowDebug: true})
+		report[i] ^= 0x01
+		_, err := Verify(ctx, Evidence{Report: report, EndorsementKeyCert: ev.EndorsementKeyCert}, opts)
 		if err == nil {
-			t.Errorf("flip of byte %#x verifies", i)
-			continue
+			t.Fatalf("cached certificate: signature byte %#x flipped verifies", i)
 		}
 		checkOneSentinel(t, err)
-		for _, s := range sentinels {
-			if errors.Is(err, s) {
-				counts[s.Error()]++
-			}
-		}
 	}
-	t.Logf("refusals by sentinel: %v", counts)
+	report := bytes.Clone(ev.Report)
+	report[0x50] ^= 0x01 // MEASUREMENT
+	if _, err := Verify(ctx, Evidence{Report: report, EndorsementKeyCert: ev.EndorsementKeyCert}, opts); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("cached certificate, measurement changed: got %v, want ErrBadSignature", err)
+	}
+
+	// The policy is the caller's, not the cache's.
+	var other [64]byte
+	if _, err := Verify(ctx, ev, Options{Roots: roots, CurrentTime: realTime, AllowDebug: true, ReportData: &other}); !errors.Is(err, ErrReportDataMismatch) {
+		t.Errorf("cached certificate, other REPORT_DATA: got %v, want ErrReportDataMismatch", err)
+	}
+	if _, err := Verify(ctx, ev, Options{Roots: roots, CurrentTime: realTime}); !errors.Is(err, ErrDebugNotAllowed) {
+		t.Errorf("cached certificate, debug refused: got %v, want ErrDebugNotAllowed", err)
+	}
+
+	// Time: the certificate expires whatever the cache holds.
+	late := time.Date(2029, time.September, 24, 0, 55, 29, 0, time.UTC)
+	if _, err := Verify(ctx, ev, Options{Roots: roots, CurrentTime: late, AllowDebug: true}); !errors.Is(err, ErrCertificateExpired) {
+		t.Errorf("cached certificate after its NotAfter: got %v, want ErrCertificateExpired", err)
+	}
+
+	// Other certificate bytes are another entry: a flipped signature bit in
+	// the VCEK is still refused after the genuine one was cached.
+	cert := bytes.Clone(ev.EndorsementKeyCert)
+	cert[len(cert)-5] ^= 0x01
+	if _, err := Verify(ctx, Evidence{Report: ev.Report, EndorsementKeyCert: cert}, opts); !errors.Is(err, ErrUntrustedRoot) {
+		t.Errorf("cached genuine certificate, forged one: got %v, want ErrUntrustedRoot", err)
+	}
+
+	// A Roots that never verified it has nothing cached and trusts only its roots.
+	genoaOnly := NewRoots()
+	if err := genoaOnly.AddKDSCertChain(Genoa, genoaVCEKChain); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(ctx, ev, Options{Roots: genoaOnly, CurrentTime: realTime, AllowDebug: true}); !errors.Is(err, ErrUntrustedRoot) {
+		t.Errorf("other Roots: got %v, want ErrUntrustedRoot", err)
+	}
+}
+
+// TestVerifyChainCacheConcurrent verifies from several goroutines against one
+// Roots, cold, for the race detector.
+func TestVerifyChainCacheConcurrent(t *testing.T) {
+	ev := realEvidence(t)
+	roots := DefaultRoots()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 3 {
+				if _, err := Verify(context.Background(), ev, Options{Roots: roots, CurrentTime: realTime, AllowDebug: true}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestByteFlipsSingleBit flips single bits of the signed part, which reach
@@ -421,20 +526,89 @@ func TestTCBFromRaw(t *testing.T) {
 	_ = abi.ReportSize
 }
 
+// BenchmarkVerify measures Verify with every check the zero Options make
+// plus REPORT_DATA, on the real Milan report:
+//
+//   - cold: a fresh Roots each time (certificate parsing, three RSA-4096
+//     checks and chain building by go-sev-guest, then the report);
+//   - cached: one Roots, as a long-lived verifier keeps it;
+//   - p384-floor: go-sev-guest's SnpReportSignature alone, the one ECDSA
+//     P-384 verification every report needs, measured in the same run;
+//   - ratio: cached and p384-floor alternating in blocks, reporting x =
+//     cached/floor;
+//   - parallel: cached on every core (RunParallel), reporting verifications
+//     per second.
 func BenchmarkVerify(b *testing.B) {
 	ev := realEvidence(b)
-	opts := Options{CurrentTime: realTime, AllowDebug: true, Roots: DefaultRoots()}
-	var rd [64]byte
 	r, _ := Parse(ev.Report)
-	rd = r.ReportData
-	opts.ReportData = &rd
+	rd := r.ReportData
 	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Verify(ctx, ev, opts); err != nil {
+	opts := func(roots *Roots) Options {
+		return Options{CurrentTime: realTime, AllowDebug: true, Roots: roots, ReportData: &rd}
+	}
+	vcek, err := x509.ParseCertificate(ev.EndorsementKeyCert)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cached := opts(DefaultRoots())
+	verifyCached := func(b *testing.B) {
+		if _, err := Verify(ctx, ev, cached); err != nil {
 			b.Fatal(err)
 		}
 	}
+	floor := func(b *testing.B) {
+		if err := verify.SnpReportSignature(ev.Report, vcek); err != nil {
+			b.Fatal(err)
+		}
+	}
+	verifyCached(b)
+	b.Run("cold", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Verify(ctx, ev, opts(DefaultRoots())); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			verifyCached(b)
+		}
+	})
+	b.Run("p384-floor", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			floor(b)
+		}
+	})
+	b.Run("ratio", func(b *testing.B) {
+		const block = 20
+		var tc, tf time.Duration
+		for i := 0; i < b.N; i += block {
+			t0 := time.Now()
+			for range block {
+				verifyCached(b)
+			}
+			t1 := time.Now()
+			for range block {
+				floor(b)
+			}
+			tc, tf = tc+t1.Sub(t0), tf+time.Since(t1)
+		}
+		b.ReportMetric(float64(tc)/float64(tf), "x")
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := Verify(ctx, ev, cached); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifications/s")
+	})
 }
 
 func BenchmarkParse(b *testing.B) {

@@ -129,7 +129,7 @@ func Verify(ctx context.Context, ev Evidence, opts Options) (*Report, error) {
 	}
 	roots := opts.Roots
 	if roots == nil {
-		roots = DefaultRoots()
+		roots = sharedRoots()
 	}
 	// go-sev-guest falls back on its own embedded roots when given none:
 	// an empty set must trust nothing, so it is refused here.
@@ -153,72 +153,123 @@ func Verify(ctx context.Context, ev Evidence, opts Options) (*Report, error) {
 	if len(ekDER) > MaxCertificateSize {
 		return nil, fmt.Errorf("%w: %v certificate is %d bytes, limit %d", ErrMalformed, key, len(ekDER), MaxCertificateSize)
 	}
-	ek, err := x509.ParseCertificate(ekDER)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v certificate: %v", ErrMalformed, key, err)
-	}
-
-	// Step 3: the certificate is valid at the verification time. (x509
-	// checks this too, but go-sev-guest reports its errors as text.)
-	if err := checkValidity(ek, key.String(), at); err != nil {
-		return nil, err
-	}
-
-	// Step 4: go-sev-guest verify: the certificate is a V[CL]EK as the KDS
-	// spec describes it, chains through the ASK/ASVK to an ARK in roots at
-	// time at, and its ECDSA P-384 key signed the report. Offline: the
-	// certificate is in the attestation, so nothing is fetched.
-	att := &spb.Attestation{Report: p, CertificateChain: &spb.CertificateChain{Extras: map[string][]byte{}}}
-	if key == abi.VcekReportSigner {
-		att.CertificateChain.VcekCert = ekDER
+	// Steps 3 and 4 for a certificate this Roots has already verified: the
+	// chain's answer is the same at any time inside every certificate's
+	// validity, so only the report's own signature is left to check.
+	ck := newChainKey(key, knownProductLine(p), ekDER)
+	var ek *x509.Certificate
+	if e := roots.chains.get(ck, at); e != nil {
+		ek = e.ek
+		if err := verify.SnpReportSignature(r.Raw, ek); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		}
+		r.ProductLine = e.productLine
 	} else {
-		att.CertificateChain.VlekCert = ekDER
-	}
-	vopts := &verify.Options{DisableCertFetching: true, Now: at, TrustedRoots: roots.byLine}
-	if err := verify.SnpAttestationContext(ctx, att, vopts); err != nil {
-		return nil, classifyVerifyError(err, r, ek, key, roots, at)
+		ek, err = x509.ParseCertificate(ekDER)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v certificate: %v", ErrMalformed, key, err)
+		}
+
+		// Step 3: the certificate is valid at the verification time. (x509
+		// checks this too, but go-sev-guest reports its errors as text.)
+		if err := checkValidity(ek, key.String(), at); err != nil {
+			return nil, err
+		}
+
+		// Step 4: go-sev-guest verify: the certificate is a V[CL]EK as the
+		// KDS spec describes it, chains through the ASK/ASVK to an ARK in
+		// roots at time at, and its ECDSA P-384 key signed the report.
+		// Offline: the certificate is in the attestation, so nothing is
+		// fetched.
+		att := attestation(p, key, ekDER)
+		vopts := &verify.Options{DisableCertFetching: true, Now: at, TrustedRoots: roots.byLine}
+		if err := verify.SnpAttestationContext(ctx, att, vopts); err != nil {
+			return nil, classifyVerifyError(err, r, ek, key, roots, at)
+		}
+		r.ProductLine, _ = productLine(p, ek, key)
+		roots.chains.put(ck, ek, r.ProductLine, roots)
 	}
 	r.EndorsementKey = ek
-	r.ProductLine, _ = productLine(p, ek, key)
+	att := attestation(p, key, ekDER)
 
-	// Step 5: go-sev-guest validate, one concern at a time so that each
-	// failure gets its own sentinel. The base policy accepts every guest
-	// policy bit and provisional firmware, so that it checks only that the
-	// report is consistent with its certificate.
-	base := validate.Options{
-		GuestPolicy:               abi.SnpPolicy{SMT: true, MigrateMA: true, Debug: true, CXLAllowed: true},
-		PermitProvisionalFirmware: true,
+	// Step 5: go-sev-guest validate. One call with the whole policy
+	// decides; only when it refuses are the concerns checked one at a time,
+	// so that the failure gets its own sentinel.
+	if err := validate.SnpAttestation(att, validateOptions(opts)); err != nil {
+		return nil, classifyValidateError(err, att, key, opts)
 	}
+	return r, nil
+}
+
+// baseValidation accepts every guest policy bit and provisional firmware, so
+// that it checks only that the report is consistent with its certificate.
+var baseValidation = validate.Options{
+	GuestPolicy:               abi.SnpPolicy{SMT: true, MigrateMA: true, Debug: true, CXLAllowed: true},
+	PermitProvisionalFirmware: true,
+}
+
+// validateOptions is opts as go-sev-guest's validate package takes it: the
+// base checks plus REPORT_DATA, the debug bit and the TCB.
+func validateOptions(opts Options) *validate.Options {
+	o := baseValidation
+	if opts.ReportData != nil {
+		o.ReportData = opts.ReportData[:]
+	}
+	o.GuestPolicy.Debug = opts.AllowDebug
+	o.MinimumTCB = kds.TCBParts{BlSpl: opts.MinimumTCB.BootLoader, TeeSpl: opts.MinimumTCB.TEE, SnpSpl: opts.MinimumTCB.SNP, UcodeSpl: opts.MinimumTCB.Microcode}
+	o.PermitProvisionalFirmware = opts.PermitProvisionalFirmware
+	return &o
+}
+
+// classifyValidateError finds which concern made validate refuse, in the
+// order of docs/evidence-snp.md, by asking go-sev-guest about each alone.
+func classifyValidateError(libErr error, att *spb.Attestation, key abi.ReportSigner, opts Options) error {
 	// 5a: the certificate certifies this report: its TCB extensions equal
 	// REPORTED_TCB and do not exceed CURRENT_TCB, its HWID equals CHIP_ID
 	// (unless the host masked CHIP_ID), committed firmware <= current.
+	base := baseValidation
 	if err := validate.SnpAttestation(att, &base); err != nil {
-		return nil, fmt.Errorf("%w: report does not match its %v certificate: %v", ErrUntrustedRoot, key, err)
+		return fmt.Errorf("%w: report does not match its %v certificate: %v", ErrUntrustedRoot, key, err)
 	}
 	// 5b: REPORT_DATA, if the caller asked for it.
 	if opts.ReportData != nil {
 		o := base
 		o.ReportData = opts.ReportData[:]
 		if err := validate.SnpAttestation(att, &o); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrReportDataMismatch, err)
+			return fmt.Errorf("%w: %v", ErrReportDataMismatch, err)
 		}
 	}
 	// 5c: the debug policy bit.
 	o := base
 	o.GuestPolicy.Debug = opts.AllowDebug
 	if err := validate.SnpAttestation(att, &o); err != nil {
-		return nil, fmt.Errorf("%w: %v (set Options.AllowDebug only for development)", ErrDebugNotAllowed, err)
+		return fmt.Errorf("%w: %v (set Options.AllowDebug only for development)", ErrDebugNotAllowed, err)
 	}
 	// 5d: the TCB: REPORTED_TCB >= MinimumTCB component-wise, and the
 	// committed firmware equals the current one unless provisional firmware
-	// is permitted.
-	o = base
-	o.MinimumTCB = kds.TCBParts{BlSpl: opts.MinimumTCB.BootLoader, TeeSpl: opts.MinimumTCB.TEE, SnpSpl: opts.MinimumTCB.SNP, UcodeSpl: opts.MinimumTCB.Microcode}
-	o.PermitProvisionalFirmware = opts.PermitProvisionalFirmware
-	if err := validate.SnpAttestation(att, &o); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrTCBTooLow, err)
+	// is permitted. The whole policy was refused, so this is what is left.
+	return fmt.Errorf("%w: %v", ErrTCBTooLow, libErr)
+}
+
+// attestation is the form go-sev-guest's verify and validate packages take.
+func attestation(p *spb.Report, key abi.ReportSigner, ekDER []byte) *spb.Attestation {
+	att := &spb.Attestation{Report: p, CertificateChain: &spb.CertificateChain{Extras: map[string][]byte{}}}
+	if key == abi.VcekReportSigner {
+		att.CertificateChain.VcekCert = ekDER
+	} else {
+		att.CertificateChain.VlekCert = ekDER
 	}
-	return r, nil
+	return att
+}
+
+// knownProductLine is the product line the report's CPUID fields name
+// (version 3 reports and later), or "" (go-sev-guest then reads it from the
+// certificate). It is part of what go-sev-guest's chain checks depend on.
+func knownProductLine(p *spb.Report) string {
+	if fms := p.GetCpuid1EaxFms(); fms != 0 {
+		return kds.ProductLineFromFms(fms)
+	}
+	return ""
 }
 
 // fetchVCEK asks AMD's KDS for the VCEK of the report's chip and TCB
