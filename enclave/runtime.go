@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/asylo-go/asylo/identity"
 	"github.com/asylo-go/asylo/internal/wire"
@@ -64,6 +63,8 @@ type server struct {
 	storageMu  sync.Mutex
 	storageKey []byte
 
+	watch watchdog
+
 	connOnce sync.Once
 	connRecv *connReceiver
 
@@ -103,6 +104,7 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, app Application, opts ...
 		closed:    make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	s.watch.kick = make(chan struct{}, 1)
 	s.baseCtx = context.WithValue(ctx, serverKey{}, s)
 	s.logger = slog.New(&logHandler{s: s, level: slog.LevelInfo})
 	err := s.serve()
@@ -116,6 +118,7 @@ func (s *server) serve() error {
 	if err := s.conn.WriteFrame(wire.KindHello, 0, hello); err != nil {
 		return fmt.Errorf("enclave: sending HELLO: %w", err)
 	}
+	go s.watch.run(s.closed)
 	go s.reader()
 	select {
 	case err := <-s.readErr:
@@ -139,30 +142,22 @@ func (s *server) reader() {
 // errHandedOff ends a readLoop whose goroutine served a call while another took over reading.
 var errHandedOff = errors.New("reader role handed off")
 
-// inlineBudget is how long a call runs on the reading goroutine before another goroutine starts
-// reading: calls that finish sooner cost no goroutine hand-off (a cross-CPU wake-up of 10-20 µs
-// on small VMs); a concurrent call behind a slower one waits at most this long to be read.
-const inlineBudget = 50 * time.Microsecond
-
 type handoffKey struct{}
 
-// runInline serves a call on the reading goroutine. If the call outlasts inlineBudget, or starts
-// a host call (whose answer someone must read), a new goroutine takes over reading. It reports
-// whether this goroutine is still the reader.
+// runInline serves a call on the reading goroutine. If the call runs long (see watchdog), or
+// starts a host call (whose answer someone must read), a new goroutine takes over reading. It
+// reports whether this goroutine is still the reader.
 func (s *server) runInline(serve func(handoff func())) bool {
 	var claimed atomic.Bool
-	handoff := func() {
+	c := &inlineCall{handoff: func() {
 		if claimed.CompareAndSwap(false, true) {
 			go s.reader()
 		}
-	}
-	t := time.AfterFunc(inlineBudget, handoff)
-	serve(handoff)
-	if claimed.CompareAndSwap(false, true) {
-		t.Stop()
-		return true
-	}
-	return false
+	}}
+	s.watch.start(c)
+	serve(c.handoff)
+	s.watch.end(c)
+	return claimed.CompareAndSwap(false, true)
 }
 
 func (s *server) readLoop() error {

@@ -207,3 +207,30 @@ func FuzzServe(f *testing.F) {
 		}
 	})
 }
+
+// TestLongCallHandsOffReading: a call that blocks on the reading goroutine must not stop the
+// enclave from reading, both while the watchdog ticks and after it parked for being idle: a
+// CANCEL for the blocked call and a second call still get through.
+func TestLongCallHandsOffReading(t *testing.T) {
+	h := startServe(t, enclave.Handle("wait", func(ctx context.Context, _ []byte) ([]byte, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}), enclave.Handle("echo", func(_ context.Context, in []byte) ([]byte, error) { return in, nil }))
+	h.send(wire.KindInit, 1, wire.AppendInit(nil, wire.InitParams{}))
+	h.result(1)
+	id := uint64(2)
+	for _, idle := range []time.Duration{0, 100 * time.Millisecond, 0} {
+		time.Sleep(idle) // past the watchdog's idle limit: it parks and must be woken
+		wait, echo := id, id+1
+		id += 2
+		h.send(wire.KindCall, wait, wire.AppendRequestHeader(nil, wire.KindCall, 0, "wait"))
+		h.send(wire.KindCall, echo, wire.AppendRequestHeader(nil, wire.KindCall, 0, "echo"), []byte("x"))
+		if st, out := h.result(echo); st != wire.StatusOK || out != "x" {
+			t.Fatalf("call behind a blocked one: %v %q", st, out)
+		}
+		h.send(wire.KindCancel, wait)
+		if st, _ := h.result(wait); st != wire.StatusCanceled {
+			t.Fatalf("cancelled blocked call: %v", st)
+		}
+	}
+}
