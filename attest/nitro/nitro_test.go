@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,15 +291,66 @@ func TestMapX509Error(t *testing.T) {
 	}
 }
 
+// TestVerifyValidatedChainCache checks, with the real document's chain
+// known to be cached, that what a cache hit leaves out is still decided on
+// every call: the caller's roots, the time, and the document's signature.
+func TestVerifyValidatedChainCache(t *testing.T) {
+	doc := realDoc(t)
+	if _, err := Verify(doc, Options{CurrentTime: realTime}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := Parse(doc)
+	if !validatedChains.has(chainDigest(d.Certificate, d.CABundle)) {
+		t.Fatal("a verified chain is not cached")
+	}
+	other := newTestCA(t, nil, nil)
+	for name, roots := range map[string]*x509.CertPool{"unrelated root": other.roots(), "empty pool": x509.NewCertPool()} {
+		if _, err := Verify(doc, Options{Roots: roots, CurrentTime: realTime}); !errors.Is(err, ErrUntrustedRoot) {
+			t.Errorf("cached chain, %s: got %v, want ErrUntrustedRoot", name, err)
+		}
+	}
+	if _, err := Verify(doc, Options{CurrentTime: d.Certificate.NotAfter.Add(time.Second)}); !errors.Is(err, ErrCertificateExpired) {
+		t.Errorf("cached chain, after the leaf expired: got %v, want ErrCertificateExpired", err)
+	}
+	// The signature is the last 96 bytes (r || s of ES384).
+	mut := bytes.Clone(doc)
+	mut[len(mut)-50] ^= 0x01
+	if _, err := Verify(mut, Options{CurrentTime: realTime}); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("cached chain, signature flipped: got %v, want ErrBadSignature", err)
+	}
+	// A chain that differs in one certificate is not the cached one.
+	bundle := slices.Clone(d.CABundle)
+	bundle[len(bundle)-1] = other.inter
+	if validatedChains.has(chainDigest(d.Certificate, bundle)) {
+		t.Error("a different chain hits the cache")
+	}
+}
+
+// BenchmarkVerify measures Verify of the real document: cold (validated
+// chains forgotten before each call: four P-384 chain signatures, then the
+// document's) and cached (a verifier that has seen the chain before).
 func BenchmarkVerify(b *testing.B) {
 	doc := realDoc(b)
 	opts := Options{Roots: DefaultRoots(), CurrentTime: realTime}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Verify(doc, opts); err != nil {
-			b.Fatal(err)
+	b.Run("cold", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			validatedChains.mu.Lock()
+			validatedChains.m = nil
+			validatedChains.mu.Unlock()
+			if _, err := Verify(doc, opts); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
+	b.Run("cached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Verify(doc, opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func BenchmarkParse(b *testing.B) {

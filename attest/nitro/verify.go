@@ -142,6 +142,18 @@ func verifyChain(d *Document, roots *x509.CertPool, at time.Time) error {
 		}
 	}
 
+	// A chain validated before needs only its root looked up in roots: the
+	// rest of what x509.Verify decides (signatures, constraints, usages) is
+	// a function of the certificates' bytes, and their validity at this
+	// time was checked above.
+	key := chainDigest(leaf, bundle)
+	if validatedChains.has(key) {
+		if _, err := bundle[0].Verify(x509.VerifyOptions{Roots: roots, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+			return nil
+		}
+		// Not a root of this pool: the full path below gives the error.
+	}
+
 	// §3.2.4: PKIX path validation to the trusted roots (no revocation:
 	// the spec says CRLs are not used). Every bundle entry is offered as
 	// an intermediate; the path found must then be the bundle in order.
@@ -160,6 +172,7 @@ func verifyChain(d *Document, roots *x509.CertPool, at time.Time) error {
 	}
 	for _, chain := range chains {
 		if isOrderedChain(chain, leaf, bundle) {
+			validatedChains.add(key)
 			return nil
 		}
 	}
