@@ -10,9 +10,10 @@ import (
 )
 
 // Benchmarks compare protected files with plain file I/O through the same
-// UntrustedFS (DirFS) in the same run: impl=plain is the floor.
+// UntrustedFS (DirFS) in the same run: impl=plain is the floor. (The same
+// through an enclave's host calls: hostpath_bench_test.go.)
 //
-//	go test -run='^$' -bench=. -count 6 ./storage | benchstat -col /impl -
+//	go test -run='^$' -bench='^Benchmark(Seq|Random)' -count 6 ./storage | benchstat -col /impl -
 
 const benchSize = 64 << 20
 const benchChunk = 1 << 20

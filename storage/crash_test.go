@@ -39,6 +39,10 @@ func crashState(seed uint64, k int, prev []byte) []byte {
 		}
 		off := rng.IntN(300 << 10)
 		n := 1 + rng.IntN(40<<10)
+		if rng.IntN(4) == 0 { // whole nodes, for the bulk path
+			off = rng.IntN(75) * NodeSize
+			n = (minThrough + rng.IntN(100)) * NodeSize
+		}
 		if off+n > len(b) {
 			b = append(b, make([]byte, off+n-len(b))...)
 		}
@@ -49,7 +53,8 @@ func crashState(seed uint64, k int, prev []byte) []byte {
 	return b
 }
 
-// crashApply writes the difference between prev and next into f.
+// crashApply writes the difference between prev and next into f, in one
+// WriteAt per changed range (ranges less than a node apart are merged).
 func crashApply(ctx context.Context, f *File, prev, next []byte) error {
 	if len(next) < len(prev) {
 		if err := f.Truncate(ctx, int64(len(next))); err != nil {
@@ -62,10 +67,16 @@ func crashApply(ctx context.Context, f *File, prev, next []byte) error {
 			i++
 			continue
 		}
-		j := i
-		for j < len(next) && (j >= len(prev) || prev[j] != next[j]) {
+		j, same := i, 0
+		for j < len(next) && same < NodeSize {
+			if j < len(prev) && prev[j] == next[j] {
+				same++
+			} else {
+				same = 0
+			}
 			j++
 		}
+		j -= same
 		if _, err := f.WriteAt(ctx, next[i:j], int64(i)); err != nil {
 			return err
 		}

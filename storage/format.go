@@ -339,3 +339,13 @@ func hmacSHA256(key, body []byte) []byte {
 	m.Write(body)
 	return m.Sum(nil)
 }
+
+// treeDepth returns the depth of tree node k: 0 for the root.
+func treeDepth(k int64) int {
+	d := 0
+	for k > 0 {
+		k = (k - 1) / childPerTree
+		d++
+	}
+	return d
+}

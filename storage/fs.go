@@ -32,7 +32,8 @@ type UntrustedFS interface {
 }
 
 // UntrustedFile is an open host file. ReadAt and WriteAt follow io.ReaderAt
-// and io.WriterAt (a short read returns an error).
+// and io.WriterAt (a short read returns an error); as with those, a File
+// calls ReadAt concurrently, and WriteAt concurrently on disjoint ranges.
 type UntrustedFile interface {
 	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
 	WriteAt(ctx context.Context, p []byte, off int64) (int, error)

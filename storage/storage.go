@@ -20,9 +20,9 @@
 package storage
 
 import (
+	"cmp"
 	"container/list"
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
@@ -34,6 +34,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"slices"
 	"sync"
 )
@@ -58,7 +59,9 @@ type Options struct {
 
 	// CacheNodes is the number of 4 KiB nodes kept in memory (default
 	// DefaultCacheNodes, minimum 16). Changed tree nodes stay in memory until
-	// the next commit besides (about 1 % of the data changed).
+	// the next commit besides (about 1 % of the data changed), and large
+	// reads and writes, which bypass the cache, use up to four I/O buffers
+	// of 388 KiB, allocated on first use.
 	CacheNodes int
 
 	rand io.Reader // tests only; crypto/rand otherwise
@@ -83,7 +86,8 @@ type File struct {
 	fsys      UntrustedFS
 	name      string
 	keys      *keys
-	aead      cipher.AEAD
+	aead      cipher.AEAD  // for the methods' own goroutine
+	workers   chan *worker // for pieces in flight (bulk.go)
 	rand      io.Reader
 	counter   Counter
 	counterID string
@@ -266,12 +270,16 @@ func (f *File) open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	block, err := aes.NewCipher(fk) // AES-256: the key is 32 bytes
-	if err != nil {
+	if f.aead, err = newAEAD(fk); err != nil {
 		return err
 	}
-	if f.aead, err = cipher.NewGCM(block); err != nil {
-		return err
+	f.workers = make(chan *worker, inflight)
+	for range inflight {
+		a, err := newAEAD(fk)
+		if err != nil {
+			return err
+		}
+		f.workers <- &worker{aead: a}
 	}
 	f.hdr = *h
 	f.committedPhys = physNodes(h.Size)
@@ -428,28 +436,43 @@ func (f *File) undoPending(ctx context.Context) error {
 // removes the journal. It is idempotent.
 func (f *File) apply(ctx context.Context, j *journal) error {
 	// Records past the new end are nodes written before a later
-	// truncation in the same session: skipped.
+	// truncation in the same session: skipped. Of a node written more than
+	// once, the last record wins and the others are dropped, so that the
+	// writes below can go in any order, in parallel.
 	newP := physNodes(j.Header.Size)
-	recs := slices.DeleteFunc(slices.Clone(j.Records), func(r journalRec) bool { return r.phys >= newP })
+	last := make(map[int64]journalRec, len(j.Records))
+	for _, r := range j.Records {
+		if r.phys < newP {
+			last[r.phys] = r
+		}
+	}
+	recs := slices.SortedFunc(maps.Values(last), func(a, b journalRec) int { return cmp.Compare(a.phys, b.phys) })
+	// Records of consecutive nodes are coalesced into one write.
+	var writes [][]journalRec
 	for i := 0; i < len(recs); {
-		// Coalesce records for consecutive nodes into one write.
 		k := i + 1
 		for k < len(recs) && recs[k].phys == recs[k-1].phys+1 && k-i < maxBatch {
 			k++
 		}
-		buf := recs[i].node
-		if k > i+1 {
-			buf = make([]byte, 0, (k-i)*NodeSize)
-			for _, r := range recs[i:k] {
+		writes = append(writes, recs[i:k])
+		i = k
+	}
+	err := inParallel(len(writes), func(i int) error {
+		w := writes[i]
+		buf := w[0].node
+		if len(w) > 1 {
+			buf = make([]byte, 0, len(w)*NodeSize)
+			for _, r := range w {
 				buf = append(buf, r.node...)
 			}
 		}
-		if _, err := f.main.WriteAt(ctx, buf, recs[i].phys*NodeSize); err != nil {
-			return err
-		}
-		i = k
+		_, err := f.main.WriteAt(ctx, buf, w[0].phys*NodeSize)
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	if err := f.main.Truncate(ctx, physNodes(j.Header.Size)*NodeSize); err != nil {
+	if err := f.main.Truncate(ctx, newP*NodeSize); err != nil {
 		return err
 	}
 	if err := f.main.Sync(ctx); err != nil {
@@ -531,10 +554,27 @@ func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	want := min(int64(len(p)), f.size-off)
 	done := int64(0)
 	for done < want {
-		// One batch of nodes at a time: read ahead, copy out, evict.
 		pos := off + done
 		j0 := pos / NodeSize
+		// A long run of whole uncached nodes: straight into p.
+		if pos%NodeSize == 0 && (want-done)/NodeSize >= minThrough {
+			if c := f.readableRun(j0, int(min((want-done)/NodeSize, maxThrough))); c >= minThrough {
+				if err := f.readThrough(ctx, p[done:done+int64(c)*NodeSize], j0); err != nil {
+					return int(done), err
+				}
+				done += int64(c) * NodeSize
+				if err := f.evict(ctx); err != nil {
+					return int(done), err
+				}
+				continue
+			}
+		}
+		// Otherwise one batch of nodes at a time: read ahead, copy out, evict.
+		// (Only up to the next node boundary if a long run may start there.)
 		j1 := min((off+want+NodeSize-1)/NodeSize, j0+maxBatch)
+		if in := pos % NodeSize; in != 0 && (want-done-(NodeSize-in))/NodeSize >= minThrough {
+			j1 = j0 + 1
+		}
 		if err := f.prefetch(ctx, j0, j1); err != nil {
 			return int(done), err
 		}
@@ -576,6 +616,20 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 		pos := off + int64(done)
 		j := pos / NodeSize
 		in := int(pos - j*NodeSize)
+		// A long run of whole uncached nodes: straight from p to the host.
+		if in == 0 && (len(p)-done)/NodeSize >= minThrough {
+			if c := f.writableRun(j, min((len(p)-done)/NodeSize, maxThrough)); c >= minThrough {
+				if err := f.writeThrough(ctx, p[done:done+c*NodeSize], j); err != nil {
+					return done, err
+				}
+				done += c * NodeSize
+				if end := pos + int64(c)*NodeSize; end > f.size {
+					f.size = end
+				}
+				f.modified = true
+				continue
+			}
+		}
 		c := min(NodeSize-in, len(p)-done)
 		var n *node
 		var err error
@@ -710,7 +764,7 @@ func (f *File) Close(ctx context.Context) error {
 	if cerr := f.main.Close(); err == nil {
 		err = cerr
 	}
-	f.nodes, f.dirtyTrees, f.free = nil, nil, nil
+	f.nodes, f.dirtyTrees, f.free, f.workers = nil, nil, nil, nil
 	f.lru.Init()
 	return err
 }
@@ -718,14 +772,23 @@ func (f *File) Close(ctx context.Context) error {
 // Node cache.
 
 func (f *File) newNode(ref nodeRef) *node {
-	n := &node{ref: ref, phys: ref.phys()}
+	return f.addNode(ref, f.nodeBuf())
+}
+
+// nodeBuf returns a zeroed node buffer.
+func (f *File) nodeBuf() []byte {
 	if l := len(f.free); l > 0 {
-		n.buf = f.free[l-1]
+		b := f.free[l-1]
 		f.free = f.free[:l-1]
-		clear(n.buf)
-	} else {
-		n.buf = make([]byte, NodeSize)
+		clear(b)
+		return b
 	}
+	return make([]byte, NodeSize)
+}
+
+// addNode caches ref with contents buf.
+func (f *File) addNode(ref nodeRef, buf []byte) *node {
+	n := &node{ref: ref, phys: ref.phys(), buf: buf}
 	f.nodes[n.phys] = n
 	n.elem = f.lru.PushFront(n)
 	return n
@@ -945,12 +1008,6 @@ func (f *File) evict(ctx context.Context) error {
 		delete(f.nodes, n.phys)
 		if n.dirty {
 			batch = append(batch, n)
-			if len(batch) == maxBatch {
-				if err := f.writeOut(ctx, batch); err != nil {
-					return f.fail(err)
-				}
-				batch = batch[:0]
-			}
 		} else if len(f.free) < f.freeMax() {
 			f.free = append(f.free, n.buf)
 		}
@@ -1003,103 +1060,28 @@ func (f *File) appendPending(ctx context.Context, b []byte, records int) error {
 
 // writeOut encrypts changed nodes with fresh nonces, records their entries in
 // their parents (or the root entry), and writes them: directly into the
-// backing file past the committed end, into ~pending otherwise.
+// backing file past the committed end, into ~pending otherwise. A node's
+// parent must not be among ns.
 func (f *File) writeOut(ctx context.Context, ns []*node) error {
-	if err := f.ensurePending(ctx); err != nil {
+	slices.SortFunc(ns, func(a, b *node) int { return cmp.Compare(a.phys, b.phys) })
+	items := make([]sealItem, len(ns))
+	for i, n := range ns {
+		items[i] = sealItem{ref: n.ref, phys: n.phys, pt: n.buf}
+	}
+	if err := f.loadParents(ctx, items); err != nil {
 		return err
 	}
-	var direct, journaled []*node
-	for _, n := range ns {
-		if n.phys >= f.committedPhys {
-			direct = append(direct, n)
-		} else {
-			journaled = append(journaled, n)
-		}
-	}
-	byPhys := func(a, b *node) int { return int(a.phys - b.phys) }
-	slices.SortFunc(direct, byPhys)
-	slices.SortFunc(journaled, byPhys)
-
-	// Direct nodes: sealed back to back; each tag spills into the next
-	// slot and is copied out before that slot is sealed.
-	if len(direct) > 0 {
-		buf := make([]byte, len(direct)*NodeSize+tagSize)
-		for i, n := range direct {
-			if err := f.seal1(ctx, n, buf[i*NodeSize:i*NodeSize]); err != nil {
-				return err
-			}
-		}
-		for i := 0; i < len(direct); {
-			k := i + 1
-			for k < len(direct) && direct[k].phys == direct[k-1].phys+1 {
-				k++
-			}
-			if _, err := f.main.WriteAt(ctx, buf[i*NodeSize:k*NodeSize], direct[i].phys*NodeSize); err != nil {
-				return err
-			}
-			i = k
-		}
-	}
-	if len(journaled) > 0 {
-		buf := make([]byte, len(journaled)*journalRecord+tagSize)
-		for i, n := range journaled {
-			if err := f.seal1(ctx, n, buf[i*journalRecord+8:i*journalRecord+8]); err != nil {
-				return err
-			}
-		}
-		for i, n := range journaled {
-			binary.BigEndian.PutUint64(buf[i*journalRecord:], uint64(n.phys))
-			f.pendIndex[n.phys] = f.pendOff + int64(i*journalRecord) + 8
-		}
-		if err := f.appendPending(ctx, buf[:len(journaled)*journalRecord], len(journaled)); err != nil {
-			return err
-		}
+	if err := f.sealWrite(ctx, items); err != nil {
+		return err
 	}
 	for _, n := range ns {
+		f.markClean(n)
 		if n.elem == nil && f.nodes[n.phys] != n && len(f.free) < f.freeMax() {
 			// Evicted: recycle its buffer.
 			f.free = append(f.free, n.buf)
 			n.buf = nil
 		}
 	}
-	return nil
-}
-
-// seal1 encrypts node n into dst (which has room for the ciphertext and
-// tag) and stores its entry in its parent.
-//
-// The nonce is 96 random bits, fresh per encryption (docs/storage.md §2): a
-// counter-derived nonce would repeat after a crash or a replayed file, and
-// GCM does not survive a repeated nonce. The file key is limited to
-// MaxWrites encryptions, the NIST bound for random nonces.
-func (f *File) seal1(ctx context.Context, n *node, dst []byte) error {
-	if f.writes >= MaxWrites {
-		return fmt.Errorf("storage: %q: file key has done %d encryptions, copy the data to a new file: %w", f.name, f.writes, ErrTooLarge)
-	}
-	var e entry
-	for e.isHole() || !e.valid() {
-		if _, err := io.ReadFull(f.rand, e[:nonceSize]); err != nil {
-			return fmt.Errorf("storage: reading random nonce: %w", err)
-		}
-		e[nonceSize] = 1 // only to leave the loop; the tag replaces it
-	}
-	var aad [8]byte
-	binary.BigEndian.PutUint64(aad[:], uint64(n.phys))
-	out := f.aead.Seal(dst, e[:nonceSize], n.buf, aad[:])
-	copy(e[nonceSize:], out[NodeSize:])
-	f.writes++
-	f.markClean(n)
-	k, slot, ok := n.ref.parent()
-	if !ok {
-		f.root = e
-		return nil
-	}
-	t, err := f.getNode(ctx, nodeRef{tree: true, index: k})
-	if err != nil {
-		return err
-	}
-	copy(t.buf[slot*entrySize:], e[:])
-	f.markDirty(t)
 	return nil
 }
 
@@ -1122,24 +1104,25 @@ func (f *File) commitSteps(ctx context.Context) error {
 			batch = append(batch, n)
 		}
 	}
-	for len(batch) > 0 {
-		c := min(len(batch), maxBatch)
-		if err := f.writeOut(ctx, batch[:c]); err != nil {
-			return err
-		}
-		batch = batch[c:]
+	if err := f.writeOut(ctx, batch); err != nil {
+		return err
 	}
 	if err := f.ensurePending(ctx); err != nil {
 		return err
 	}
 	for len(f.dirtyTrees) > 0 {
-		// The highest index first: a parent's index is lower than its
-		// children's, so every child is written before its parent.
-		top := int64(-1)
+		// The deepest level first: every child is written before its
+		// parent, and the nodes of one level are independent.
+		deepest := -1
 		for k := range f.dirtyTrees {
-			top = max(top, k)
+			deepest = max(deepest, treeDepth(k))
 		}
-		level := []*node{f.dirtyTrees[top]}
+		var level []*node
+		for k, n := range f.dirtyTrees {
+			if treeDepth(k) == deepest {
+				level = append(level, n)
+			}
+		}
 		if err := f.writeOut(ctx, level); err != nil {
 			return err
 		}

@@ -235,5 +235,6 @@ func (a *App) Options() []enclave.Option {
 		enclave.Handle("unseal", func(ctx context.Context, in []byte) ([]byte, error) {
 			return enclave.Unseal(ctx, in, []byte("test"))
 		}),
+		enclave.Handle("bench-storage", BenchStorage),
 	}
 }
