@@ -51,12 +51,22 @@ type Sealer struct {
 	keyID KeyID
 	rand  io.Reader
 
-	// Blob PRKs for sealing at the enclave's own identity, derived in New.
+	// The keys for sealing at the enclave's own identity, derived in New.
 	// signer is nil for an unsigned enclave.
-	measurement, signer *blobPRK
+	measurement, signer *ownKey
 
 	mu    sync.Mutex
 	cache map[KeyRequest]*blobPRK // for unsealing older SVNs and other key ids
+}
+
+// ownKey is what sealing under one policy at the enclave's own identity
+// needs: the request, its blob PRK, and the header bytes before the salt,
+// which are the same for every blob (docs/sealing.md §2), so a blob copies
+// them instead of encoding the header again.
+type ownKey struct {
+	req    KeyRequest
+	prk    *blobPRK
+	header [offSalt]byte
 }
 
 // blobPRK is HKDF-Extract(salt = "asylo-seal/v1 blob", ikm = policy key), from
@@ -64,14 +74,32 @@ type Sealer struct {
 // §3). Caching it makes a blob cost one HMAC and one AES key schedule.
 type blobPRK struct {
 	prk []byte
-	// mac is HMAC-SHA-256 keyed with prk and nothing written, cloned per blob
-	// so that the HMAC key setup is done once; nil if the HMAC cannot be
-	// cloned (GOFIPS140=v1.0.0), then crypto/hkdf.Expand is used.
-	mac hash.Cloner
-	// macs recycles clones of mac: Reset returns a clone to the keyed state, so a blob costs no
-	// HMAC allocation.
-	macs sync.Pool
+	// scratch recycles the per-blob working memory (*blobScratch), including
+	// an HMAC already keyed with prk, so that a blob does no HMAC key setup
+	// and allocates nothing but what crypto/aes and crypto/cipher allocate.
+	// It is owned by this blobPRK and dropped with it.
+	scratch sync.Pool
 }
+
+// blobScratch is the working memory of one seal or unseal, used by one
+// goroutine at a time (taken from and returned to blobPRK.scratch).
+type blobScratch struct {
+	// mac is HMAC-SHA-256 keyed with the blob PRK, in its keyed state: it is
+	// Reset after every use.
+	mac hash.Hash
+	// info is "asylo-seal/v1 blob key" ‖ 00 ‖ header ‖ 01: the HKDF-Expand
+	// info followed by the counter byte of T(1) (RFC 5869 §2.3). The label
+	// and the counter are written once; each blob writes its header.
+	info [len(labelBlobKey) + HeaderSize + 1]byte
+	// key is the blob key, cleared as soon as the AES key schedule has it.
+	key [32]byte
+	// aad is the GCM additional data, header ‖ uint64(len(ad)) ‖ ad.
+	aad []byte
+}
+
+// maxPooledAAD bounds the additional-data buffer a scratch keeps between
+// blobs; larger additional data gets a buffer that is not kept.
+const maxPooledAAD = 4 << 10
 
 func newBlobPRK(policyKey []byte) (*blobPRK, error) {
 	if len(policyKey) != PolicyKeySize {
@@ -81,40 +109,81 @@ func newBlobPRK(policyKey []byte) (*blobPRK, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
-	k := &blobPRK{prk: prk}
-	if c, ok := hmac.New(sha256.New, prk).(hash.Cloner); ok {
-		if _, err := c.Clone(); err == nil {
-			k.mac = c
-		}
-	}
-	return k, nil
+	return &blobPRK{prk: prk}, nil
 }
 
-// blobKey returns HKDF-Expand(prk, "asylo-seal/v1 blob key" ‖ 00 ‖ header, 32)
-// (docs/sealing.md §3). For an output no longer than the hash, RFC 5869
-// §2.3 reduces HKDF-Expand to T(1) = HMAC-Hash(PRK, info ‖ 0x01); computing
-// that from a cloned, already keyed HMAC saves the key setup and most
-// allocations of crypto/hkdf.Expand, which a 1 KiB blob notices.
-// TestBlobKeyIsHKDF checks that both give the same bytes.
-func (k *blobPRK) blobKey(header []byte) ([]byte, error) {
-	if k.mac == nil {
-		return hkdf.Expand(sha256.New, k.prk, labelBlobKey+string(header), 32)
+// getScratch returns a scratch whose HMAC is keyed with k's PRK, recycled or
+// new. Return it with putScratch.
+func (k *blobPRK) getScratch() *blobScratch {
+	if sc, ok := k.scratch.Get().(*blobScratch); ok {
+		return sc
 	}
-	h, ok := k.macs.Get().(hash.Hash)
-	if !ok {
-		c, err := k.mac.Clone()
-		if err != nil {
-			return hkdf.Expand(sha256.New, k.prk, labelBlobKey+string(header), 32)
-		}
-		h = c
+	sc := &blobScratch{mac: hmac.New(sha256.New, k.prk)}
+	copy(sc.info[:], labelBlobKey)
+	sc.info[len(sc.info)-1] = 1
+	return sc
+}
+
+// putScratch wipes the blob key and the additional data from sc and
+// recycles it.
+func (k *blobPRK) putScratch(sc *blobScratch) {
+	clear(sc.key[:])
+	clear(sc.aad)
+	if cap(sc.aad) > maxPooledAAD {
+		sc.aad = nil
 	}
-	h.Write([]byte(labelBlobKey))
-	h.Write(header)
-	h.Write([]byte{1})
-	key := h.Sum(make([]byte, 0, sha256.Size))
-	h.Reset()
-	k.macs.Put(h)
-	return key, nil
+	sc.aad = sc.aad[:0]
+	k.scratch.Put(sc)
+}
+
+// header is where the blob's 88-byte header goes, inside the HKDF info.
+func (sc *blobScratch) header() []byte {
+	return sc.info[len(labelBlobKey) : len(labelBlobKey)+HeaderSize]
+}
+
+// deriveKey sets sc.key to HKDF-Expand(prk, "asylo-seal/v1 blob key" ‖ 00 ‖
+// header, 32) for the header in sc.info (docs/sealing.md §3). For an output
+// no longer than the hash, RFC 5869 §2.3 reduces HKDF-Expand to
+// T(1) = HMAC-Hash(PRK, info ‖ 0x01); computing that with an HMAC keyed once
+// per scratch, over info already laid out in one buffer, saves the HMAC key
+// setup and the allocations of crypto/hkdf.Expand, which a 1 KiB blob
+// notices. TestBlobKeyIsHKDF checks that both give the same bytes.
+func (sc *blobScratch) deriveKey() {
+	sc.mac.Write(sc.info[:])
+	sc.mac.Sum(sc.key[:0])
+	sc.mac.Reset()
+}
+
+// aead derives the blob key from the header in sc.info and returns
+// AES-256-GCM under it. The whole header is in the HKDF info, so a changed
+// header yields another key, and it is also the GCM additional data
+// (appendAAD).
+func (sc *blobScratch) aead() (cipher.AEAD, error) {
+	sc.deriveKey()
+	// AES-256 (32-byte key) in GCM mode with the standard 12-byte nonce and
+	// 16-byte tag: constant-time with AES-NI/CLMUL, in the standard library.
+	block, err := aes.NewCipher(sc.key[:])
+	clear(sc.key[:]) // the key schedule in block is all that is needed now
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	return aead, nil
+}
+
+// appendAAD sets sc.aad to header ‖ uint64(len(ad)) ‖ ad (docs/sealing.md
+// §3), a copy, so that ad may overlap the output, and returns it.
+func (sc *blobScratch) appendAAD(ad []byte) []byte {
+	if n := HeaderSize + 8 + len(ad); cap(sc.aad) < n {
+		sc.aad = make([]byte, 0, n)
+	}
+	aad := append(sc.aad[:0], sc.header()...)
+	aad = binary.BigEndian.AppendUint64(aad, uint64(len(ad)))
+	sc.aad = append(aad, ad...)
+	return sc.aad
 }
 
 // New returns a Sealer for the enclave root serves. It asks the root for the
@@ -136,15 +205,37 @@ func New(ctx context.Context, root Root) (*Sealer, error) {
 		return nil, fmt.Errorf("seal: new: %w", err)
 	}
 	var err error
-	if s.measurement, err = s.derive(ctx, s.ownRequest(PolicyMeasurement)); err != nil {
+	if s.measurement, err = s.ownKey(ctx, PolicyMeasurement); err != nil {
 		return nil, fmt.Errorf("seal: new: %w", err)
 	}
 	if s.id.Signed {
-		if s.signer, err = s.derive(ctx, s.ownRequest(PolicySigner)); err != nil {
+		if s.signer, err = s.ownKey(ctx, PolicySigner); err != nil {
 			return nil, fmt.Errorf("seal: new: %w", err)
 		}
 	}
 	return s, nil
+}
+
+// ownKey asks the root for the policy key of sealing under p at the enclave's
+// own identity and encodes the fixed part of those blobs' header.
+func (s *Sealer) ownKey(ctx context.Context, p Policy) (*ownKey, error) {
+	req := s.ownRequest(p)
+	k, err := s.derive(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	h := Header{
+		Version:     Version,
+		Policy:      req.Policy,
+		Suite:       SuiteHKDFSHA256AES256GCM,
+		Debug:       req.Debug,
+		Measurement: req.Measurement,
+		SignerID:    req.SignerID,
+		ProductID:   req.ProductID,
+		SVN:         req.SVN,
+		KeyID:       req.KeyID,
+	}
+	return &ownKey{req: req, prk: k, header: [offSalt]byte(h.appendTo(nil))}, nil
 }
 
 // Identity returns the identity of the enclave the Sealer seals for.
@@ -192,7 +283,7 @@ func (s *Sealer) SealToSigner(plaintext, additionalData []byte) ([]byte, error) 
 // callers that reuse buffers (a fresh multi-page buffer per blob costs page
 // faults that can exceed the encryption itself). dst may overlap plaintext.
 func (s *Sealer) AppendSealToMeasurement(dst, plaintext, additionalData []byte) ([]byte, error) {
-	return s.seal(dst, PolicyMeasurement, s.measurement, plaintext, additionalData)
+	return s.seal(dst, s.measurement, plaintext, additionalData)
 }
 
 // AppendSealToSigner is SealToSigner appending the blob to dst, for callers
@@ -201,31 +292,25 @@ func (s *Sealer) AppendSealToSigner(dst, plaintext, additionalData []byte) ([]by
 	if s.signer == nil {
 		return nil, fmt.Errorf("seal: seal to signer: %w: the enclave is unsigned and has no signer identity; use SealToMeasurement", ErrWrongIdentity)
 	}
-	return s.seal(dst, PolicySigner, s.signer, plaintext, additionalData)
+	return s.seal(dst, s.signer, plaintext, additionalData)
 }
 
-func (s *Sealer) seal(dst []byte, p Policy, k *blobPRK, plaintext, ad []byte) ([]byte, error) {
+func (s *Sealer) seal(dst []byte, own *ownKey, plaintext, ad []byte) ([]byte, error) {
 	if len(plaintext) > MaxPlaintextSize {
 		return nil, fmt.Errorf("seal: seal: %w: %d bytes, limit %d", ErrTooLarge, len(plaintext), MaxPlaintextSize)
 	}
-	req := s.ownRequest(p)
-	h := Header{
-		Version:     Version,
-		Policy:      p,
-		Suite:       SuiteHKDFSHA256AES256GCM,
-		Debug:       req.Debug,
-		Measurement: req.Measurement,
-		SignerID:    req.SignerID,
-		ProductID:   req.ProductID,
-		SVN:         req.SVN,
-		KeyID:       req.KeyID,
-	}
+	sc := own.prk.getScratch()
+	defer own.prk.putScratch(sc)
+	hdr := sc.header()
+	copy(hdr, own.header[:])
 	// A fresh 256-bit salt per blob makes every blob key distinct, which is
-	// what makes the fixed nonce in sealWithSalt safe.
-	if _, err := io.ReadFull(s.rand, h.Salt[:]); err != nil {
+	// what makes the fixed nonce in sealBlob safe. It is read for each blob,
+	// never buffered: a buffer of future salts copied by a fork or a VM
+	// snapshot would repeat keys, where crypto/rand reseeds.
+	if _, err := io.ReadFull(s.rand, hdr[offSalt:]); err != nil {
 		return nil, fmt.Errorf("seal: seal: reading random salt: %w", err)
 	}
-	return sealWithSalt(dst, k, &h, plaintext, ad)
+	return sealBlob(dst, sc, plaintext, ad)
 }
 
 // zeroNonce is the GCM nonce of every blob. Each blob key encrypts exactly one
@@ -235,16 +320,16 @@ func (s *Sealer) seal(dst []byte, p Policy, k *blobPRK, plaintext, ad []byte) ([
 // under a long-lived key would instead be limited to about 2^32 blobs.
 var zeroNonce [12]byte
 
-// sealWithSalt appends to dst the blob for header h (salt already set),
-// following docs/sealing.md §3.
-func sealWithSalt(dst []byte, k *blobPRK, h *Header, plaintext, ad []byte) ([]byte, error) {
-	var hdr [HeaderSize]byte
-	h.appendTo(hdr[:0])
-	aead, err := k.blobAEAD(hdr[:])
+// sealBlob appends to dst the blob for the header in sc (salt already set),
+// following docs/sealing.md §3. The result is allocated once, at its final
+// size, when dst has no room.
+func sealBlob(dst []byte, sc *blobScratch, plaintext, ad []byte) ([]byte, error) {
+	aead, err := sc.aead()
 	if err != nil {
 		return nil, err
 	}
-	aad := blobAAD(hdr[:], ad) // copied before anything is written
+	hdr := sc.header()
+	aad := sc.appendAAD(ad) // copied before anything is written
 	start, need := len(dst), HeaderSize+len(plaintext)+TagSize
 	out := dst
 	if cap(dst)-start < need {
@@ -257,42 +342,13 @@ func sealWithSalt(dst []byte, k *blobPRK, h *Header, plaintext, ad []byte) ([]by
 		// move the plaintext into place (copy has memmove semantics), write
 		// the header, and encrypt in place.
 		copy(blob[HeaderSize:], plaintext)
-		copy(blob, hdr[:])
+		copy(blob, hdr)
 		ct := blob[HeaderSize : HeaderSize+len(plaintext)]
 		aead.Seal(ct[:0], zeroNonce[:], ct, aad)
 		return out[:start+need], nil
 	}
-	copy(blob, hdr[:])
+	copy(blob, hdr)
 	return aead.Seal(out[:start+HeaderSize], zeroNonce[:], plaintext, aad), nil
-}
-
-// blobAEAD expands the blob key from the header and returns AES-256-GCM
-// under it. The whole header is in the HKDF info, so a changed header yields
-// another key, and it is also the GCM additional data (blobAAD).
-func (k *blobPRK) blobAEAD(header []byte) (cipher.AEAD, error) {
-	key, err := k.blobKey(header)
-	if err != nil {
-		return nil, fmt.Errorf("seal: deriving blob key: %w", err)
-	}
-	// AES-256 (32-byte key) in GCM mode with the standard 12-byte nonce and
-	// 16-byte tag: constant-time with AES-NI/CLMUL, in the standard library.
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("seal: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("seal: %w", err)
-	}
-	return aead, nil
-}
-
-// blobAAD is header ‖ uint64(len(ad)) ‖ ad (docs/sealing.md §3).
-func blobAAD(header, ad []byte) []byte {
-	aad := make([]byte, 0, len(header)+8+len(ad))
-	aad = append(aad, header...)
-	aad = binary.BigEndian.AppendUint64(aad, uint64(len(ad)))
-	return append(aad, ad...)
 }
 
 // Unseal decrypts a blob sealed by SealToMeasurement or SealToSigner, with
@@ -334,13 +390,15 @@ func (s *Sealer) AppendUnseal(ctx context.Context, dst, blob, additionalData []b
 		return nil, fmt.Errorf("seal: unseal: %w", err)
 	}
 	// Step 6: blob key, then GCM open over header ‖ len(ad) ‖ ad. The header
-	// is copied first because dst may overlap blob.
-	hdr := [HeaderSize]byte(blob[:HeaderSize])
-	aead, err := k.blobAEAD(hdr[:])
+	// and the AAD are copied first because dst may overlap blob (and ad).
+	sc := k.getScratch()
+	defer k.putScratch(sc)
+	copy(sc.header(), blob[:HeaderSize])
+	aead, err := sc.aead()
 	if err != nil {
 		return nil, err
 	}
-	aad := blobAAD(hdr[:], additionalData)
+	aad := sc.appendAAD(additionalData)
 	ct := blob[HeaderSize:]
 	start, n := len(dst), len(ct)-TagSize
 	out := dst
@@ -375,13 +433,11 @@ func authError() error {
 // keyFor returns the blob PRK for req: the precomputed one for the enclave's
 // own identity, or one derived by the root (and cached, within a bound).
 func (s *Sealer) keyFor(ctx context.Context, req KeyRequest) (*blobPRK, error) {
-	switch req {
-	case s.ownRequest(PolicyMeasurement):
-		return s.measurement, nil
-	case s.ownRequest(PolicySigner):
-		if s.signer != nil {
-			return s.signer, nil
-		}
+	if req == s.measurement.req {
+		return s.measurement.prk, nil
+	}
+	if s.signer != nil && req == s.signer.req {
+		return s.signer.prk, nil
 	}
 	s.mu.Lock()
 	k, ok := s.cache[req]
