@@ -56,8 +56,9 @@ func (c *MemoryCounter) Increment(ctx context.Context, id string) (uint64, error
 // directory, so it catches a host that replays a protected file without also
 // rolling back the platform state, and nothing more. Use a hardware or remote
 // monotonic counter against a host that controls all storage. It is safe for
-// concurrent use within one process; two processes must not share a
-// directory.
+// concurrent use, also by several processes sharing the directory (on Linux
+// and the BSDs, through an flock(2) on the file counter.lock there: each
+// increment is a locked read, write and rename).
 type FileCounter struct {
 	dir string
 	mu  sync.Mutex
@@ -80,7 +81,30 @@ func (c *FileCounter) Get(ctx context.Context, id string) (uint64, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	unlock, err := c.lock(false)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	return c.read(id)
+}
+
+// lockName is the file in the directory that processes lock around counter
+// updates.
+const lockName = "counter.lock"
+
+// lock takes the directory's inter-process lock: exclusive to increment,
+// shared to read.
+func (c *FileCounter) lock(exclusive bool) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(c.dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("storage: locking counters: %w", err)
+	}
+	if err := lockFile(f, exclusive); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("storage: locking counters: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
 
 func (c *FileCounter) read(id string) (uint64, error) {
@@ -103,6 +127,11 @@ func (c *FileCounter) Increment(ctx context.Context, id string) (uint64, error) 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	unlock, err := c.lock(true)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	v, err := c.read(id)
 	if err != nil {
 		return 0, err

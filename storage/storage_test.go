@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -649,3 +650,39 @@ func Example() {
 	f.Close(ctx)
 	// Output: hello, enclave 100014
 }
+
+// TestFileCounterProcesses increments one counter from several processes
+// sharing the directory at once: no increment may be lost (each reads, writes
+// and renames under the directory's lock).
+func TestFileCounterProcesses(t *testing.T) {
+	if dir := os.Getenv("ASYLO_TEST_COUNTER_DIR"); dir != "" {
+		c := NewFileCounter(dir)
+		for range counterIncrements {
+			if _, err := c.Increment(context.Background(), "shared"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
+	}
+	const procs = 3
+	dir := t.TempDir()
+	var cmds []*exec.Cmd
+	for range procs {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFileCounterProcesses$")
+		cmd.Env = append(os.Environ(), "ASYLO_TEST_COUNTER_DIR="+dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("incrementing process: %v", err)
+		}
+	}
+	if v, err := NewFileCounter(dir).Get(context.Background(), "shared"); err != nil || v != procs*counterIncrements {
+		t.Fatalf("counter = %d, %v after %d processes x %d increments", v, err, procs, counterIncrements)
+	}
+}
+
+const counterIncrements = 30
