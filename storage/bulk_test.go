@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -47,19 +46,11 @@ func TestBulkRoundTrip(t *testing.T) {
 					off = int64(len(m.data)) + int64(rng.IntN(300))*NodeSize
 				}
 				n := (minThrough+rng.IntN(400))*NodeSize + []int{0, 0, 1, NodeSize - 1}[rng.IntN(4)]
-				p := fill(rng, n)
-				if w, err := f.WriteAt(ctx, p, off); err != nil || w != n {
-					t.Fatalf("op %d: WriteAt(%d, %d): %d, %v", i, n, off, w, err)
-				}
-				m.write(p, off)
+				m.writeAt(ctx, i, fill(rng, n), off)
 			case op < 10: // small writes: dirty nodes in the cache, amid the runs
 				for range 1 + rng.IntN(4) {
 					off := rng.Int64N(int64(len(m.data)) + NodeSize)
-					p := fill(rng, 1+rng.IntN(2*NodeSize))
-					if _, err := f.WriteAt(ctx, p, off); err != nil {
-						t.Fatal(err)
-					}
-					m.write(p, off)
+					m.writeAt(ctx, i, fill(rng, 1+rng.IntN(2*NodeSize)), off)
 				}
 			case op < 15: // large read
 				if len(m.data) == 0 {
@@ -69,61 +60,28 @@ func TestBulkRoundTrip(t *testing.T) {
 				if rng.IntN(2) == 0 {
 					off -= off % NodeSize
 				}
-				p := make([]byte, rng.IntN(2<<20)+1)
-				n, err := f.ReadAt(ctx, p, off)
-				want := min(len(p), len(m.data)-int(off))
-				if n != want || (n < len(p)) != (err == io.EOF) || (err != nil && err != io.EOF) {
-					t.Fatalf("op %d: ReadAt(%d, %d): %d, %v; want %d", i, len(p), off, n, err, want)
-				}
-				if !bytes.Equal(p[:n], m.data[off:off+int64(n)]) {
-					t.Fatalf("op %d: ReadAt(%d, %d) differs", i, len(p), off)
-				}
+				m.readAt(ctx, i, rng.IntN(2<<20)+1, off)
 			case op < 16: // truncate, often to leave holes when growing
-				sz := rng.Int64N(int64(len(m.data)) + 200*NodeSize + 1)
-				if err := f.Truncate(ctx, sz); err != nil {
-					t.Fatal(err)
-				}
-				if sz < int64(len(m.data)) {
-					m.data = m.data[:sz]
-				} else {
-					m.data = append(m.data, make([]byte, sz-int64(len(m.data)))...)
-				}
+				m.truncate(ctx, rng.Int64N(int64(len(m.data))+200*NodeSize+1))
 			case op < 18:
-				if err := f.Sync(ctx); err != nil {
+				if err := m.f.Sync(ctx); err != nil {
 					t.Fatal(err)
 				}
 			default:
-				if err := f.Close(ctx); err != nil {
-					t.Fatal(err)
-				}
-				if f, err = Open(ctx, DirFS(dir), "bulk", testKey, opts); err != nil {
-					t.Fatal(err)
-				}
-				m.f = f
-				st, err := os.Stat(filepath.Join(dir, "bulk"))
-				if err != nil || st.Size() != physNodes(int64(len(m.data)))*NodeSize {
-					t.Fatalf("backing size %v, %v", st.Size(), err)
-				}
+				m.reopen(ctx, dir, "bulk", opts)
 			}
 			if i%20 == 0 {
 				m.check(ctx)
 			}
 		}
 		m.check(ctx)
-		if err := f.Close(ctx); err != nil {
+		if err := m.f.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := openRead(ctx, dir, "bulk", opts); err != nil || !bytes.Equal(got, m.data) {
 			t.Fatalf("after reopen: %v", err)
 		}
 	}
-}
-
-func (m *model) write(p []byte, off int64) {
-	if end := off + int64(len(p)); end > int64(len(m.data)) {
-		m.data = append(m.data, make([]byte, end-int64(len(m.data)))...)
-	}
-	copy(m.data[off:], p)
 }
 
 // bulkFile creates a committed file of n data nodes with random contents.

@@ -158,6 +158,67 @@ func (m *model) check(ctx context.Context) {
 	}
 }
 
+// writeAt writes p at off to the file and the model.
+func (m *model) writeAt(ctx context.Context, op int, p []byte, off int64) {
+	m.t.Helper()
+	if w, err := m.f.WriteAt(ctx, p, off); err != nil || w != len(p) {
+		m.t.Fatalf("op %d: WriteAt(%d, %d): %d, %v", op, len(p), off, w, err)
+	}
+	m.write(p, off)
+}
+
+func (m *model) write(p []byte, off int64) {
+	if end := off + int64(len(p)); end > int64(len(m.data)) {
+		m.data = append(m.data, make([]byte, end-int64(len(m.data)))...)
+	}
+	copy(m.data[off:], p)
+}
+
+// truncate truncates the file and the model to sz.
+func (m *model) truncate(ctx context.Context, sz int64) {
+	m.t.Helper()
+	if err := m.f.Truncate(ctx, sz); err != nil {
+		m.t.Fatal(err)
+	}
+	if sz < int64(len(m.data)) {
+		m.data = m.data[:sz]
+	} else {
+		m.data = append(m.data, make([]byte, sz-int64(len(m.data)))...)
+	}
+}
+
+// readAt reads n bytes at off (inside the data) and compares them with the
+// model, EOF included.
+func (m *model) readAt(ctx context.Context, op, n int, off int64) {
+	m.t.Helper()
+	p := make([]byte, n)
+	got, err := m.f.ReadAt(ctx, p, off)
+	want := min(len(p), len(m.data)-int(off))
+	if got != want || (got < len(p)) != (err == io.EOF) || (err != nil && err != io.EOF) {
+		m.t.Fatalf("op %d: ReadAt(%d, %d): %d, %v; want %d", op, len(p), off, got, err, want)
+	}
+	if !bytes.Equal(p[:got], m.data[off:off+int64(got)]) {
+		m.t.Fatalf("op %d: ReadAt(%d, %d) differs", op, len(p), off)
+	}
+}
+
+// reopen closes the file, opens it again and checks the backing file's size.
+func (m *model) reopen(ctx context.Context, dir, name string, opts Options) {
+	m.t.Helper()
+	if err := m.f.Close(ctx); err != nil {
+		m.t.Fatal(err)
+	}
+	f, err := Open(ctx, DirFS(dir), name, testKey, opts)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.f = f
+	st, err := os.Stat(filepath.Join(dir, name))
+	if err != nil || st.Size() != physNodes(int64(len(m.data)))*NodeSize {
+		m.t.Fatalf("backing size %v, %v", st.Size(), err)
+	}
+}
+
 func TestRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	for _, cache := range []int{16, DefaultCacheNodes} {
@@ -186,63 +247,32 @@ func TestRoundTrip(t *testing.T) {
 				for k := range p {
 					p[k] = byte(rng.Uint32())
 				}
-				if w, err := f.WriteAt(ctx, p, off); err != nil || w != n {
-					t.Fatalf("op %d: WriteAt(%d, %d): %d, %v", i, n, off, w, err)
-				}
-				if end := off + int64(n); end > int64(len(m.data)) {
-					m.data = append(m.data, make([]byte, end-int64(len(m.data)))...)
-				}
-				copy(m.data[off:], p)
+				m.writeAt(ctx, i, p, off)
 			case op < 7: // truncate
 				sz := rng.Int64N(int64(len(m.data)) + 2*NodeSize + 1)
 				if rng.IntN(4) == 0 {
 					sz = rng.Int64N(700 << 10)
 				}
-				if err := f.Truncate(ctx, sz); err != nil {
-					t.Fatal(err)
-				}
-				if sz < int64(len(m.data)) {
-					m.data = m.data[:sz]
-				} else {
-					m.data = append(m.data, make([]byte, sz-int64(len(m.data)))...)
-				}
+				m.truncate(ctx, sz)
 			case op < 8: // random read
 				if len(m.data) == 0 {
 					continue
 				}
 				off := rng.Int64N(int64(len(m.data)))
-				p := make([]byte, rng.IntN(3*NodeSize)+1)
-				n, err := f.ReadAt(ctx, p, off)
-				want := min(len(p), len(m.data)-int(off))
-				if n != want || (n < len(p)) != (err == io.EOF) || (err != nil && err != io.EOF) {
-					t.Fatalf("ReadAt: %d, %v; want %d", n, err, want)
-				}
-				if !bytes.Equal(p[:n], m.data[off:off+int64(n)]) {
-					t.Fatalf("op %d: ReadAt(%d, %d) differs", i, len(p), off)
-				}
+				m.readAt(ctx, i, rng.IntN(3*NodeSize)+1, off)
 			case op < 9:
-				if err := f.Sync(ctx); err != nil {
+				if err := m.f.Sync(ctx); err != nil {
 					t.Fatal(err)
 				}
 			default: // close and reopen
-				if err := f.Close(ctx); err != nil {
-					t.Fatal(err)
-				}
-				if f, err = Open(ctx, DirFS(dir), "rt", testKey, opts); err != nil {
-					t.Fatal(err)
-				}
-				m.f = f
-				st, err := os.Stat(filepath.Join(dir, "rt"))
-				if err != nil || st.Size() != physNodes(int64(len(m.data)))*NodeSize {
-					t.Fatalf("backing size %v, %v", st.Size(), err)
-				}
+				m.reopen(ctx, dir, "rt", opts)
 			}
 			if i%40 == 0 {
 				m.check(ctx)
 			}
 		}
 		m.check(ctx)
-		if err := f.Close(ctx); err != nil {
+		if err := m.f.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
 		entries, _ := os.ReadDir(dir)
