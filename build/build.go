@@ -78,10 +78,14 @@ func Environ(extra []string) []string {
 	return append(env, extra...)
 }
 
-// GoCommand returns the go command to use: "go" on PATH, else $GOROOT/bin/go.
+// GoCommand returns the go command to use: "go" on PATH, else $GOROOT/bin/go if GOROOT is set,
+// else "go" (running it then fails with exec's "not found" error).
 func GoCommand() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	if root := os.Getenv("GOROOT"); root != "" {
+		return filepath.Join(root, "bin", "go")
+	}
+	return "go"
 }

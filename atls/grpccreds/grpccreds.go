@@ -180,9 +180,10 @@ func (c *creds) handshake(ctx context.Context, conn *tls.Conn, rawConn net.Conn)
 	return wrapSyscallConn(rawConn, conn), info, nil
 }
 
-// Info returns the protocol information: SecurityProtocol AuthType, TLS 1.3.
+// Info returns the protocol information: SecurityProtocol AuthType. (The TLS version, always
+// 1.3, is in the peer's AuthInfo; ProtocolInfo.SecurityVersion is deprecated.)
 func (c *creds) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: AuthType, SecurityVersion: "1.3"}
+	return credentials.ProtocolInfo{SecurityProtocol: AuthType}
 }
 
 // Clone returns a copy of the credentials: the same attester's certificates and the same

@@ -175,7 +175,7 @@ func TestDefaultRootsPinned(t *testing.T) {
 		t.Error("parsePinnedRoot accepted two PEM blocks")
 	}
 	// Each call gives a fresh pool.
-	if DefaultRoots() == DefaultRoots() {
+	if a, b := DefaultRoots(), DefaultRoots(); a == b {
 		t.Error("DefaultRoots returned a shared pool")
 	}
 }
