@@ -525,12 +525,14 @@ func loadReady(tb testing.TB, path string, be *sim.Backend) (load, destroy time.
 	return t1.Sub(t0), time.Since(t1)
 }
 
-// BenchmarkLoad is target 4: host.Load of the test enclave up to the end of Initialize, against
-// exec-to-first-reply of firstreply. Destroy is outside ns/op and reported as destroy-ns/op.
+// BenchmarkLoad is target 4: host.Load of a trivial enclave (internal/benchtools/nopenclave) up
+// to the end of Initialize, against exec-to-first-reply of firstreply, the trivial static Go
+// program; "sim-testenclave" loads the conformance suite's larger test enclave instead. Destroy is
+// outside ns/op and reported as destroy-ns/op.
 // "first" re-executes the test binary for each op, so that every measurement is the first load
 // (or the first exec) of a fresh host process (namespace probe and all one-time costs included).
 func BenchmarkLoad(b *testing.B) {
-	encl, fr := testEnclave(b), firstReplyBin(b)
+	encl, fr := enclavetest.Build(b, "./internal/benchtools/nopenclave"), firstReplyBin(b)
 	sbAttr, _ := sandbox.ProcAttr()
 	plainAttr := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	timed := func(b *testing.B, f func() time.Duration) {
@@ -557,12 +559,18 @@ func BenchmarkLoad(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		opts []sim.Option
-	}{{"sim", nil}, {"sim-nosandbox", []sim.Option{sim.InsecureNoSandbox()}}, {"sim-switchless", []sim.Option{sim.Switchless()}}} {
+		path string
+	}{
+		{"sim", nil, encl},
+		{"sim-nosandbox", []sim.Option{sim.InsecureNoSandbox()}, encl},
+		{"sim-switchless", []sim.Option{sim.Switchless()}, encl},
+		{"sim-testenclave", nil, testEnclave(b)},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			var dtotal time.Duration
 			be := sim.New(c.opts...)
 			timed(b, func() time.Duration {
-				l, d := loadReady(b, encl, be)
+				l, d := loadReady(b, c.path, be)
 				dtotal += d
 				return l
 			})
