@@ -22,6 +22,18 @@ func init() {
 	if os.Getenv(wire.EnvSandbox) != "1" {
 		return
 	}
+	// Only what the launch contract names may cross into the sandbox.
+	var keep []int
+	for _, name := range []string{wire.EnvChannel, wire.EnvSharedMemory, wire.EnvConnPass} {
+		if fd, err := strconv.Atoi(os.Getenv(name)); err == nil {
+			keep = append(keep, fd)
+		}
+	}
+	closed, err := sandbox.CloseInherited(keep...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "asylo enclave: cannot close inherited descriptors:", err)
+		os.Exit(70)
+	}
 	rep, err := sandbox.Restrict(sandbox.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "asylo enclave: cannot sandbox the process:", err)
@@ -29,6 +41,9 @@ func init() {
 	}
 	// Reported to the host's log once the channel is up (see serveCall).
 	sandboxWarnings = rep.Warnings
+	if len(closed) > 0 {
+		sandboxWarnings = append(sandboxWarnings, fmt.Sprintf("closed descriptors %v inherited from the host that the launch contract does not name", closed))
+	}
 }
 
 // sandboxWarnings are what Restrict could not fully apply on this machine. Set once, by init.

@@ -577,6 +577,38 @@ func BenchmarkLoad(b *testing.B) {
 			b.ReportMetric(float64(dtotal.Nanoseconds())/float64(b.N+1), "destroy-ns/op")
 		})
 	}
+	// sim-prestart: with sim.Prestart, each load runs in the process prepared after the
+	// previous one; the wait for that process to be ready is outside the measurement.
+	prestartLoad := func(b *testing.B, be *sim.Backend) time.Duration {
+		for deadline := time.Now().Add(20 * time.Second); sim.PrestartedPid(be) == 0; {
+			if time.Now().After(deadline) {
+				b.Fatal("no prestarted process")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		l, _ := loadReady(b, encl, be)
+		return l
+	}
+	b.Run("sim-prestart", func(b *testing.B) {
+		be := sim.New(sim.Prestart())
+		loadReady(b, encl, be)
+		timed(b, func() time.Duration { return prestartLoad(b, be) })
+	})
+	b.Run("ratio-prestart", func(b *testing.B) {
+		be := sim.New(sim.Prestart())
+		loadReady(b, encl, be)
+		execFirstReply(b, fr, nil, plainAttr)
+		var tf, ts time.Duration
+		for b.Loop() {
+			tf += execFirstReply(b, fr, nil, plainAttr)
+			ts += prestartLoad(b, be)
+		}
+		n := float64(b.N)
+		b.ReportMetric(float64(tf.Nanoseconds())/n, "floor-ns/op")
+		b.ReportMetric(float64(ts.Nanoseconds())/n, "sim-ns/op")
+		b.ReportMetric(float64(ts)/float64(tf), "x")
+		b.ReportMetric(float64((tf+ts).Nanoseconds())/n, "ns/op")
+	})
 	b.Run("loadimage", func(b *testing.B) { // copy into a sealed memfd + SHA-256, part of sim
 		timed(b, func() time.Duration {
 			t0 := time.Now()

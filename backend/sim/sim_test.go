@@ -13,10 +13,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/asylo-go/asylo/attest"
 	simev "github.com/asylo-go/asylo/attest/sim"
@@ -67,6 +71,120 @@ func TestConformanceSwitchless(t *testing.T) {
 	})
 }
 
+// The suite again with prestarted processes (sim.Prestart): one back-end for all loads, so that
+// most run in a process that was waiting for them.
+func TestConformancePrestart(t *testing.T) {
+	path := testEnclave(t)
+	be := sim.New(sim.Prestart())
+	conformance.Run(t, conformance.Target{
+		Load: func(ctx context.Context, cfg host.LoadConfig) (*host.Enclave, error) {
+			cfg.Path, cfg.Backend, cfg.Debug = path, be, true
+			return host.Load(ctx, cfg)
+		},
+		Isolated: true,
+	})
+}
+
+// TestPrestart: the second load runs in the process prepared after the first, which is as
+// isolated as a process started for it, relays standard streams and reports its exit.
+func TestPrestart(t *testing.T) {
+	ctx := context.Background()
+	be := sim.New(sim.Prestart(), sim.Switchless())
+	path := testEnclave(t)
+	e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Destroy(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	var ready int
+	for deadline := time.Now().Add(20 * time.Second); ready == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		ready = sim.PrestartedPid(be)
+	}
+	if ready == 0 {
+		t.Fatal("no process prestarted after the first load")
+	}
+	var out syncBuffer
+	e, err = host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true, Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, _ := e.Process(); pid != ready {
+		t.Fatalf("enclave runs as pid %d, the prestarted process was %d", pid, ready)
+	}
+	checkIsolated(t, e)
+	// It holds the same kinds of descriptors as an enclave started directly: nothing of the
+	// prestarted process (its control socket, the host program) leaked through the exec.
+	var out2 syncBuffer
+	direct, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: sim.New(sim.Switchless()), Debug: true, Stdout: &out2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Destroy(ctx, nil)
+	dpid, _ := direct.Process()
+	if got, want := fdKinds(t, ready), fdKinds(t, dpid); !slices.Equal(got, want) {
+		t.Errorf("prestarted enclave's descriptors %v, a directly started one's %v", got, want)
+	}
+	if got, err := e.Call(ctx, "echo", []byte("hi")); err != nil || string(got) != "hi" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	if _, err := e.Call(ctx, "print", []byte("to stdout")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Call(ctx, "exit", []byte("3")); !errors.Is(err, host.ErrEnclaveLost) {
+		t.Fatalf("exit: %v", err)
+	}
+	var le *host.LostError
+	if !errors.As(e.Err(), &le) || le.Exit == nil || le.Exit.Code != 3 {
+		t.Fatalf("lost enclave: %v, want exit status 3", e.Err())
+	}
+	if !strings.Contains(out.String(), "to stdout") {
+		t.Errorf("stdout relayed %q", out.String())
+	}
+}
+
+// TestInheritedDescriptorsClosed: a descriptor the host process holds without close-on-exec is
+// inherited by every child it starts; the enclave runtime closes it before the application runs.
+func TestInheritedDescriptorsClosed(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETFD, 0); err != nil {
+		t.Fatal(err)
+	}
+	leaked, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", w.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for name, be := range map[string]*sim.Backend{"sandboxed": sim.New(), "switchless": sim.New(sim.Switchless())} {
+		e, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Backend: be, Debug: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, _ := e.Process()
+		dir := fmt.Sprintf("/proc/%d/fd", pid)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ent := range ents {
+			if target, _ := os.Readlink(filepath.Join(dir, ent.Name())); target == leaked {
+				t.Errorf("%s: the enclave holds the host's %s as fd %s", name, leaked, ent.Name())
+			}
+		}
+		if got, err := e.Call(ctx, "echo", []byte("x")); err != nil || string(got) != "x" {
+			t.Errorf("%s: echo: %q, %v", name, got, err)
+		}
+		e.Destroy(ctx, nil)
+	}
+}
+
 // The enclave process lives in its own namespaces and runs unprivileged, seen from the host.
 func TestNamespacesAndCredentials(t *testing.T) {
 	ctx := context.Background()
@@ -75,6 +193,11 @@ func TestNamespacesAndCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Destroy(ctx, nil)
+	checkIsolated(t, e)
+}
+
+func checkIsolated(t *testing.T, e *host.Enclave) {
+	t.Helper()
 	pid, ok := e.Process()
 	if !ok {
 		t.Fatal("sim enclave has no process id")
@@ -547,4 +670,45 @@ func TestEnclaveListener(t *testing.T) {
 	if _, err := e.Call(ctx, "serve-echo", []byte("1")); err == nil || !strings.Contains(err.Error(), "AllowListen") {
 		t.Errorf("listen without permission: %v", err)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the relay goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// fdKinds lists what the descriptors of process pid refer to, without inode numbers, sorted.
+func fdKinds(t *testing.T, pid int) []string {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := strings.IndexAny(target, ":["); i > 0 {
+			target = target[:i]
+		}
+		kinds = append(kinds, target)
+	}
+	slices.Sort(kinds)
+	return kinds
 }

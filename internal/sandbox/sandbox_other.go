@@ -25,3 +25,6 @@ func ProcAttr() (*syscall.SysProcAttr, []string) {
 func Probe() []Feature {
 	return []Feature{{Name: "sandbox", Available: false, Detail: "only supported on Linux"}}
 }
+
+// CloseInherited is a no-op on this system.
+func CloseInherited(keep ...int) ([]int, error) { return nil, errUnsupported }

@@ -1,0 +1,340 @@
+package sim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/asylo-go/asylo/backend"
+	"github.com/asylo-go/asylo/internal/sandbox"
+)
+
+// Prestarting (docs/sandbox.md, "Prestarted processes").
+//
+// Creating the sandbox's namespaces costs more than executing a small program: clone(2) with a
+// new user namespace and its id maps, and new pid, mount, network, IPC, UTS and cgroup
+// namespaces, takes about 1.5 ms on a small VM. With Prestart the back-end keeps one process
+// ready, already in its own new namespaces and with the sandbox's credentials, that waits for the
+// image and descriptors of the next enclave and then executes it. A load then pays for the exec
+// and the enclave's own start, and a new process is prepared in the background.
+//
+// The waiting process is this host program executed again (through a descriptor of
+// /proc/self/exe, like the enclave image, so that the sandbox's unprivileged user needs no
+// search permission on its directory) with envPrestart set: this package's init function
+// recognises it and runs waitAndExec instead of the program. It holds nothing of the host's
+// (fresh process, nothing inherited but its control socket), and what it executes is the sealed
+// image the host measured, passed as a descriptor.
+
+// envPrestart marks a prestarted process; its value is the control socket's descriptor.
+const envPrestart = "ASYLO_SIM_PRESTART_FD"
+
+// prestartRequest is what the host sends a prestarted process, with the descriptors as
+// SCM_RIGHTS in the same message.
+type prestartRequest struct {
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	// FDs names the environment variable that receives each passed descriptor's number, in
+	// the order of the SCM_RIGHTS array.
+	FDs []string `json:"fds"`
+	// Image, Stdout and Stderr index the SCM_RIGHTS array (-1: none; the process keeps
+	// /dev/null for a missing standard stream).
+	Image  int `json:"image"`
+	Stdout int `json:"stdout"`
+	Stderr int `json:"stderr"`
+}
+
+// maxPrestartRequest bounds the request message (arguments and environment).
+const maxPrestartRequest = 1 << 20
+
+// maxPrestartFDs bounds the descriptors of one request.
+const maxPrestartFDs = 8
+
+func init() {
+	if v, ok := os.LookupEnv(envPrestart); ok {
+		fd, err := strconv.Atoi(v)
+		if err != nil {
+			os.Exit(126)
+		}
+		waitAndExec(fd)
+	}
+}
+
+// waitAndExec is the prestarted process: it tells the host it is ready, receives one request and
+// executes the image. It never returns. Any failure exits with status 126 (before the request:
+// the host starts another process) or 127 (after it: the load sees the enclave exit).
+func waitAndExec(ctl int) {
+	if _, err := unix.Write(ctl, []byte{'R'}); err != nil {
+		os.Exit(126)
+	}
+	buf := make([]byte, maxPrestartRequest)
+	oob := make([]byte, unix.CmsgSpace(maxPrestartFDs*4))
+	n, oobn, flags, _, err := unix.Recvmsg(ctl, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil || n == 0 || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		os.Exit(126) // the host went away, or sent what it never sends
+	}
+	fail := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "asylo sim: prestarted process: "+format+"\n", args...)
+		os.Exit(127)
+	}
+	var fds []int
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		fail("%v", err)
+	}
+	for _, m := range msgs {
+		rights, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			fail("%v", err)
+		}
+		fds = append(fds, rights...)
+	}
+	var req prestartRequest
+	if err := json.Unmarshal(buf[:n], &req); err != nil {
+		fail("request: %v", err)
+	}
+	valid := func(i int) bool { return i >= -1 && i < len(fds) }
+	if len(req.FDs) != len(fds) || req.Image < 0 || !valid(req.Image) || !valid(req.Stdout) || !valid(req.Stderr) || len(req.Args) == 0 {
+		fail("request does not match its %d descriptors", len(fds))
+	}
+	if req.Stderr >= 0 {
+		if err := unix.Dup3(fds[req.Stderr], 2, 0); err != nil {
+			fail("stderr: %v", err)
+		}
+	}
+	if req.Stdout >= 0 {
+		if err := unix.Dup3(fds[req.Stdout], 1, 0); err != nil {
+			fail("stdout: %v", err)
+		}
+	}
+	// Nothing of this process may reach the enclave but what the request passes: the control
+	// socket and the descriptor of the host program are closed at exec like all the rest.
+	if err := unix.CloseRange(0, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		for _, fd := range []int{ctl, ctl + 1} {
+			unix.CloseOnExec(fd)
+		}
+	}
+	for _, fd := range []int{0, 1, 2} {
+		unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
+	}
+	env := req.Env
+	for i, name := range req.FDs {
+		if name == "" {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fds[i]), unix.F_SETFD, 0); err != nil {
+			fail("%v", err)
+		}
+		env = append(env, name+"="+strconv.Itoa(fds[i]))
+	}
+	err = syscall.Exec("/proc/self/fd/"+strconv.Itoa(fds[req.Image]), req.Args, env)
+	fail("exec: %v", err)
+}
+
+// prestarted is a process waiting for an enclave.
+type prestarted struct {
+	cmd *exec.Cmd
+	ctl *os.File // the host's end of the control socket
+}
+
+// prestartTimeout bounds how long a new prestarted process may take to report ready.
+const prestartTimeout = 10 * time.Second
+
+// startPrestarted starts a process that waits for an enclave (see waitAndExec).
+func startPrestarted() (*prestarted, error) {
+	self, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil, err
+	}
+	defer self.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	child := os.NewFile(uintptr(fds[1]), "asylo-prestart-child")
+	defer child.Close()
+	ctl := os.NewFile(uintptr(fds[0]), "asylo-prestart")
+	attr, _ := sandbox.ProcAttr() // the warnings are logged at each load
+	cmd := &exec.Cmd{
+		Path:        "/proc/self/fd/4",
+		Args:        []string{"asylo-sim-prestarted"},
+		Env:         []string{envPrestart + "=3"},
+		ExtraFiles:  []*os.File{child, self},
+		SysProcAttr: attr,
+	}
+	if err := cmd.Start(); err != nil {
+		ctl.Close()
+		return nil, err
+	}
+	// Ready: one byte, within the timeout (the process may be slow to start, or dead).
+	ready := make(chan error, 1)
+	go func() {
+		var b [1]byte
+		_, err := ctl.Read(b[:])
+		ready <- err
+	}()
+	select {
+	case err = <-ready:
+	case <-time.After(prestartTimeout):
+		err = errors.New("not ready in time")
+	}
+	if err != nil {
+		cmd.Process.Kill()
+		ctl.Close()
+		cmd.Wait()
+		return nil, fmt.Errorf("prestarted process: %w", err)
+	}
+	return &prestarted{cmd: cmd, ctl: ctl}, nil
+}
+
+// launch sends the request and descriptors; the process then executes the image. On error the
+// process is killed and reaped.
+func (p *prestarted) launch(req prestartRequest, files []*os.File) error {
+	body, err := json.Marshal(req)
+	if err != nil || len(body) > maxPrestartRequest || len(files) > maxPrestartFDs {
+		p.abandon()
+		return fmt.Errorf("sim: launch request too large (%d bytes, %d descriptors)", len(body), len(files))
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	err = unix.Sendmsg(int(p.ctl.Fd()), body, unix.UnixRights(fds...), nil, 0)
+	p.ctl.Close()
+	if err != nil {
+		p.abandon()
+		return fmt.Errorf("sim: handing the enclave to the prestarted process: %w", err)
+	}
+	return nil
+}
+
+func (p *prestarted) abandon() {
+	p.ctl.Close()
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+}
+
+// refillDelay is how long after handing out its process the pool starts preparing the next: long
+// enough for the enclave that got it to start without competing for the CPU.
+const refillDelay = 20 * time.Millisecond
+
+// prestartRetry is how long the pool waits after a process failed to start before trying again
+// (a host program whose initialisation cannot run in the sandbox's namespaces would otherwise be
+// started again at every load).
+const prestartRetry = 30 * time.Second
+
+// prestartPool keeps at most one prestarted process.
+type prestartPool struct {
+	mu       sync.Mutex
+	ready    *prestarted
+	starting bool
+	lastErr  error
+	failedAt time.Time
+}
+
+// take returns the ready process, if any, and starts preparing the next one.
+func (pp *prestartPool) take() *prestarted {
+	pp.mu.Lock()
+	p := pp.ready
+	pp.ready = nil
+	pp.mu.Unlock()
+	if p != nil && p.cmd.ProcessState == nil && !exited(p.cmd.Process.Pid) {
+		time.AfterFunc(refillDelay, pp.refill)
+		return p
+	}
+	if p != nil {
+		p.abandon()
+	}
+	pp.refill()
+	return nil
+}
+
+// refill starts a process in the background unless one is ready or starting.
+func (pp *prestartPool) refill() {
+	pp.mu.Lock()
+	if pp.ready != nil || pp.starting || (pp.lastErr != nil && time.Since(pp.failedAt) < prestartRetry) {
+		pp.mu.Unlock()
+		return
+	}
+	pp.starting = true
+	pp.mu.Unlock()
+	go func() {
+		p, err := startPrestarted()
+		pp.mu.Lock()
+		pp.starting, pp.lastErr, pp.ready = false, err, p
+		if err != nil {
+			pp.failedAt = time.Now()
+		}
+		pp.mu.Unlock()
+	}()
+}
+
+// exited reports whether the child pid has ended, without reaping it.
+func exited(pid int) bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	return err != nil || info.Signo != 0
+}
+
+// copyOut copies what the enclave writes to a pipe into w, until the enclave closes it.
+func copyOut(wg *sync.WaitGroup, w io.Writer, r *os.File) {
+	wg.Go(func() {
+		io.Copy(w, r)
+		r.Close()
+	})
+}
+
+// prestartProcess returns a ready prestarted process, or nil (prestarting off, or none ready
+// yet: the caller starts the enclave itself).
+func (b *Backend) prestartProcess() *prestarted {
+	if !b.prestart || b.noSandbox {
+		return nil
+	}
+	return b.prestarted.take()
+}
+
+// launchPrestarted hands the enclave to p, with pipes for the standard streams spec asks for.
+func (i *instance) launchPrestarted(p *prestarted, spec backend.Spec, args, env []string, files []*os.File, names []string) error {
+	req := prestartRequest{Args: args, Env: env, FDs: names, Image: 1, Stdout: -1, Stderr: -1}
+	files = append([]*os.File(nil), files...)
+	var closeAfter []*os.File
+	for _, s := range []struct {
+		w   io.Writer
+		idx *int
+	}{{spec.Stdout, &req.Stdout}, {spec.Stderr, &req.Stderr}} {
+		if s.w == nil {
+			continue
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, f := range closeAfter {
+				f.Close()
+			}
+			p.abandon()
+			return err
+		}
+		copyOut(&i.copies, s.w, r)
+		*s.idx = len(files)
+		files = append(files, w)
+		req.FDs = append(req.FDs, "")
+		closeAfter = append(closeAfter, w)
+	}
+	err := p.launch(req, files)
+	for _, f := range closeAfter {
+		f.Close()
+	}
+	if err != nil {
+		i.copies.Wait()
+		return err
+	}
+	i.cmd = p.cmd
+	return nil
+}
