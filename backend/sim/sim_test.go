@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -106,7 +105,7 @@ func TestPrestart(t *testing.T) {
 	if ready == 0 {
 		t.Fatal("no process prestarted after the first load")
 	}
-	var out syncBuffer
+	var out conformance.SyncBuffer
 	e, err = host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true, Stdout: &out})
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +116,7 @@ func TestPrestart(t *testing.T) {
 	checkIsolated(t, e)
 	// It holds the same kinds of descriptors as an enclave started directly: nothing of the
 	// prestarted process (its control socket, the host program) leaked through the exec.
-	var out2 syncBuffer
+	var out2 conformance.SyncBuffer
 	direct, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: sim.New(sim.Switchless()), Debug: true, Stdout: &out2})
 	if err != nil {
 		t.Fatal(err)
@@ -670,24 +669,6 @@ func TestEnclaveListener(t *testing.T) {
 	if _, err := e.Call(ctx, "serve-echo", []byte("1")); err == nil || !strings.Contains(err.Error(), "AllowListen") {
 		t.Errorf("listen without permission: %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the relay goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // fdKinds lists what the descriptors of process pid refer to, without inode numbers, sorted.

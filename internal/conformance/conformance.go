@@ -251,26 +251,27 @@ func cancellation(t *testing.T, tg Target) {
 	}
 }
 
-// logBuffer is a slog handler target safe for concurrent writes.
-type logBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writes: a target for log handlers and for
+// the enclave's standard streams, which the host relays from its own goroutines.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
+func (l *SyncBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *logBuffer) String() string {
+func (l *SyncBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
 }
 
 func hostCalls(t *testing.T, tg Target) {
-	var logs logBuffer
+	var logs SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := load(t, tg, host.LoadConfig{Name: "hc", Logger: logger, LogLevel: slog.LevelInfo})
 	out, err := e.Call(ctx(t), "time", nil)
@@ -290,7 +291,7 @@ func hostCalls(t *testing.T, tg Target) {
 		t.Errorf("Initialize's info record missing:\n%s", s)
 	}
 	// Records below the configured level stay in the enclave.
-	var quiet logBuffer
+	var quiet SyncBuffer
 	e2 := load(t, tg, host.LoadConfig{Logger: slog.New(slog.NewTextHandler(&quiet, nil)), LogLevel: slog.LevelError})
 	call(t, e2, "log", "should not appear")
 	if strings.Contains(quiet.String(), "should not appear") {
@@ -388,7 +389,7 @@ func death(t *testing.T, tg Target) {
 }
 
 func streams(t *testing.T, tg Target) {
-	var out, errOut logBuffer
+	var out, errOut SyncBuffer
 	e, err := tg.Load(ctx(t), host.LoadConfig{Stdout: &out, Stderr: &errOut})
 	if err != nil {
 		t.Fatal(err)
