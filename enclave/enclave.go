@@ -47,6 +47,7 @@ type Option func(*options) error
 
 type options struct {
 	handlers map[string]HandlerFunc
+	borrowed map[string]bool // handlers registered with HandleBorrowed
 	maxCalls int
 	maxBody  int
 }
@@ -68,6 +69,26 @@ func Handle(name string, h HandlerFunc) Option {
 			return fmt.Errorf("enclave: handler %q registered twice", name)
 		}
 		o.handlers[name] = h
+		return nil
+	}
+}
+
+// HandleBorrowed registers h like Handle, for a handler that does not keep its input: input is
+// valid only until h returns, after which the runtime reads later calls' inputs into the same
+// memory. h must not retain input or any slice of it, nor hand it to a goroutine that outlives
+// the call; it may return it, or a slice of it, as its output. In exchange, large inputs (64 KiB
+// and more) cost no allocation: the runtime receives them into a reused buffer, which saves
+// allocating, zeroing and garbage-collecting a buffer per call (docs/benchmarks.md, target 3).
+func HandleBorrowed(name string, h HandlerFunc) Option {
+	register := Handle(name, h)
+	return func(o *options) error {
+		if err := register(o); err != nil {
+			return err
+		}
+		if o.borrowed == nil {
+			o.borrowed = map[string]bool{}
+		}
+		o.borrowed[name] = true
 		return nil
 	}
 }

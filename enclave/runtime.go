@@ -65,6 +65,11 @@ type server struct {
 
 	watch watchdog
 
+	// spare is the buffer large CALL bodies are read into, for handlers registered with
+	// HandleBorrowed: taken by the reader, given back when such a call has answered.
+	spareMu sync.Mutex
+	spare   []byte
+
 	connOnce sync.Once
 	connRecv *connReceiver
 
@@ -160,9 +165,40 @@ func (s *server) runInline(serve func(handoff func())) bool {
 	return claimed.CompareAndSwap(false, true)
 }
 
+// borrowMin is the body size from which CALL bodies are read into the spare buffer.
+const borrowMin = 64 << 10
+
+// callBody is the wire.Conn buffer hook: the spare buffer for a large CALL body, if it fits.
+func (s *server) callBody(f wire.Frame, n int) []byte {
+	if f.Kind != wire.KindCall || n < borrowMin || len(s.opts.borrowed) == 0 {
+		return nil
+	}
+	s.spareMu.Lock()
+	defer s.spareMu.Unlock()
+	if cap(s.spare) < n {
+		return nil
+	}
+	b := s.spare
+	s.spare = nil
+	return b
+}
+
+// giveBack makes b, the body of a finished call to a HandleBorrowed handler, the spare buffer
+// unless the one there is larger.
+func (s *server) giveBack(b []byte) {
+	if cap(b) < borrowMin {
+		return
+	}
+	s.spareMu.Lock()
+	defer s.spareMu.Unlock()
+	if cap(b) > cap(s.spare) {
+		s.spare = b[:0]
+	}
+}
+
 func (s *server) readLoop() error {
 	for {
-		f, err := s.conn.ReadFrame()
+		f, err := s.conn.ReadFrameInto(s.callBody)
 		if err != nil {
 			select {
 			case <-s.done:
@@ -265,6 +301,10 @@ func (s *server) dispatch(f wire.Frame) (serve func(handoff func()), err error) 
 	}
 	return func(handoff func()) {
 		s.serveCall(context.WithValue(ctx, handoffKey{}, handoff), cancel, f.Kind, f.ID, req)
+		if f.Kind == wire.KindCall && s.opts.borrowed[req.Method] {
+			// Answered: nothing holds the body any more (HandleBorrowed's contract).
+			s.giveBack(f.Body)
+		}
 	}, nil
 }
 

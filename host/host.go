@@ -187,11 +187,42 @@ type Enclave struct {
 	files     *hostFiles
 	listeners *hostListeners
 	spin      bool // the channel spins (switchless): callers poll for results too
+
+	into  map[uint64]bool // calls made with CallInto (under mu)
+	spare []byte          // reused buffer for their large results (under mu)
+}
+
+// intoMin is the result size from which CallInto results go through the reused buffer.
+const intoMin = 64 << 10
+
+// resultBody is the wire.Conn buffer hook: the reused buffer for a large RESULT of a CallInto.
+func (e *Enclave) resultBody(f wire.Frame, n int) []byte {
+	if f.Kind != wire.KindResult || n < intoMin {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.into[f.ID] || cap(e.spare) < n {
+		return nil
+	}
+	b := e.spare
+	e.spare = nil
+	return b
+}
+
+// giveBack makes b the reused buffer unless the one there is larger.
+func (e *Enclave) giveBack(b []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cap(b) > cap(e.spare) {
+		e.spare = b[:0]
+	}
 }
 
 type result struct {
 	status wire.Status
 	body   []byte
+	reused []byte // the read loop's reused buffer body lies in (CallInto), to give back
 }
 
 // defaultBackend is the sim back-end shared by loads that name none, so that they share its
@@ -233,6 +264,7 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 		id:        inst.Identity(),
 		logger:    logger,
 		pending:   map[uint64]chan result{},
+		into:      map[uint64]bool{},
 		down:      make(chan struct{}),
 		readDone:  make(chan struct{}),
 		hostSem:   make(chan struct{}, 64),
@@ -381,6 +413,20 @@ func (e *Enclave) Call(ctx context.Context, name string, input []byte) ([]byte, 
 	return e.roundTrip(ctx, wire.KindCall, wire.AppendRequestHeader(h[:0], wire.KindCall, timeout(ctx), name), input)
 }
 
+// CallInto is Call for large results: the output is appended to dst[:0] (and returned), so a
+// caller that passes the same dst every time allocates nothing for outputs that fit in it.
+// Results of 64 KiB and more are received into a buffer the Enclave reuses, instead of a new
+// allocation per call that the garbage collector must then reclaim (docs/benchmarks.md,
+// target 3); dst and the output belong to the caller alone once CallInto returns, as with
+// Call.
+func (e *Enclave) CallInto(ctx context.Context, name string, input, dst []byte) ([]byte, error) {
+	if !wire.ValidMethodName(name) {
+		return nil, fmt.Errorf("host: %w: method name %q: use 1-%d characters of [A-Za-z0-9_.:/-]", ErrInvalidArgument, name, wire.MaxMethodName)
+	}
+	var h [8 + 1 + wire.MaxMethodName]byte
+	return e.roundTripInto(ctx, wire.KindCall, wire.AppendRequestHeader(h[:0], wire.KindCall, timeout(ctx), name), input, dst, true)
+}
+
 // CallJSON calls name with in encoded as JSON and decodes the output into Out; it pairs with
 // enclave.HandleJSON.
 func CallJSON[Out any](ctx context.Context, e *Enclave, name string, in any) (Out, error) {
@@ -454,6 +500,12 @@ func timeout(ctx context.Context) time.Duration {
 
 // roundTrip sends a request frame and waits for its RESULT.
 func (e *Enclave) roundTrip(ctx context.Context, kind wire.Kind, head, input []byte) ([]byte, error) {
+	return e.roundTripInto(ctx, kind, head, input, nil, false)
+}
+
+// roundTripInto is roundTrip; with into set, a large result is received into the Enclave's
+// reused buffer and copied into dst (see CallInto).
+func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input, dst []byte, into bool) ([]byte, error) {
 	if len(head)+len(input) > e.maxSend {
 		return nil, fmt.Errorf("host: %w: %v of %d bytes exceeds the enclave's limit of %d", ErrTooLarge, kind, len(head)+len(input), e.maxSend)
 	}
@@ -474,7 +526,22 @@ func (e *Enclave) roundTrip(ctx context.Context, kind wire.Kind, head, input []b
 	e.nextID++
 	id := e.nextID
 	e.pending[id] = ch
+	if into {
+		e.into[id] = true
+	}
 	e.mu.Unlock()
+	finish := func(r result) ([]byte, error) {
+		if r.reused == nil {
+			return decodeResult(r)
+		}
+		// Copy out of the reused buffer, then give it back: it is ours again only now.
+		out, err := decodeResult(r)
+		if err == nil {
+			out = append(dst[:0], out...)
+		}
+		e.giveBack(r.reused)
+		return out, err
+	}
 
 	if err := e.conn.WriteFrame(kind, id, head, input); err != nil {
 		// The read loop notices the broken channel and fails every pending call.
@@ -487,7 +554,7 @@ func (e *Enclave) roundTrip(ctx context.Context, kind wire.Kind, head, input []b
 		for deadline := time.Now().Add(spinWait); time.Now().Before(deadline); {
 			select {
 			case r := <-ch:
-				return decodeResult(r)
+				return finish(r)
 			default:
 				runtime.Gosched()
 			}
@@ -495,12 +562,12 @@ func (e *Enclave) roundTrip(ctx context.Context, kind wire.Kind, head, input []b
 	}
 	select {
 	case r := <-ch:
-		return decodeResult(r)
+		return finish(r)
 	case <-e.down:
 		// A result may have raced the failure.
 		select {
 		case r := <-ch:
-			return decodeResult(r)
+			return finish(r)
 		default:
 		}
 		return nil, e.Err()
@@ -532,7 +599,7 @@ func (e *Enclave) readLoop() {
 	defer e.files.closeAll()
 	defer e.listeners.closeAll()
 	for {
-		f, err := e.conn.ReadFrame()
+		f, err := e.conn.ReadFrameInto(e.resultBody)
 		if err == nil {
 			err = e.handle(f)
 		}
@@ -565,11 +632,19 @@ func (e *Enclave) handle(f wire.Frame) error {
 		e.mu.Lock()
 		ch, ok := e.pending[f.ID]
 		delete(e.pending, f.ID)
+		into := e.into[f.ID]
+		delete(e.into, f.ID)
 		e.mu.Unlock()
 		if !ok {
 			return fmt.Errorf("%w: RESULT for unknown call %d", wire.ErrProtocol, f.ID)
 		}
-		ch <- result{st, body}
+		r := result{status: st, body: body}
+		if into && len(f.Body) >= intoMin {
+			// The caller copies it out and gives the buffer back (even one allocated here,
+			// which becomes the reused buffer). If the caller has gone, it is garbage.
+			r.reused = f.Body
+		}
+		ch <- r
 	case wire.KindHostCall:
 		op, req, err := wire.ParseHostCall(f.Body)
 		if err != nil {

@@ -415,6 +415,7 @@ func BenchmarkPayload1MiB(b *testing.B) {
 				payload[i] = byte(i)
 			}
 			bigArg := []byte(strconv.Itoa(mib))
+			var dst []byte
 			type dir struct {
 				name  string
 				bytes int64
@@ -431,6 +432,20 @@ func BenchmarkPayload1MiB(b *testing.B) {
 						if out := call(b, e, "blob", bigArg); len(out) != mib {
 							b.Fatalf("got %d bytes", len(out))
 						}
+					}},
+				// The reused-buffer paths: a handler registered with enclave.HandleBorrowed
+				// ("in-borrowed"), and host.CallInto with the same dst each time ("out-into").
+				{"in-borrowed", mib,
+					func() { r.roundTrip(b, opSink, mib, 0) },
+					func() { call(b, e, "sink-borrowed", payload) }},
+				{"out-into", mib,
+					func() { r.roundTrip(b, opSource, 0, mib) },
+					func() {
+						out, err := e.CallInto(context.Background(), "blob", bigArg, dst)
+						if err != nil || len(out) != mib {
+							b.Fatalf("CallInto: %d bytes, %v", len(out), err)
+						}
+						dst = out
 					}},
 				{"out", mib,
 					func() { r.roundTrip(b, opSource, 0, mib) },

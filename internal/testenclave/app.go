@@ -5,6 +5,7 @@ package testenclave
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -156,6 +157,18 @@ func (a *App) Options() []enclave.Option {
 		}),
 		enclave.Handle("count", func(ctx context.Context, in []byte) ([]byte, error) {
 			return []byte(strconv.FormatInt(a.count.Add(1), 10)), nil
+		}),
+		// Borrowed inputs (enclave.HandleBorrowed): "sink-borrowed" only looks at its input,
+		// "hash-borrowed" returns its SHA-256, "echo-borrowed" returns the input itself.
+		enclave.HandleBorrowed("sink-borrowed", func(ctx context.Context, in []byte) ([]byte, error) {
+			return []byte(strconv.Itoa(len(in))), nil
+		}),
+		enclave.HandleBorrowed("hash-borrowed", func(ctx context.Context, in []byte) ([]byte, error) {
+			sum := sha256.Sum256(in)
+			return sum[:], nil
+		}),
+		enclave.HandleBorrowed("echo-borrowed", func(ctx context.Context, in []byte) ([]byte, error) {
+			return in, nil
 		}),
 		enclave.Handle("blob", func(ctx context.Context, in []byte) ([]byte, error) {
 			// Returns n bytes from a buffer the application keeps: what a handler serving

@@ -112,3 +112,37 @@ func FuzzNetAddr(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadFrameInto: reading into a caller's reused buffer accepts exactly the frames ReadFrame
+// accepts, with the same bodies, and never writes past the body it announced.
+func FuzzReadFrameInto(f *testing.F) {
+	f.Add(frameBytes(KindCall, 2, append(AppendRequestHeader(nil, KindCall, time.Second, "m"), 1, 2)), uint16(8))
+	f.Add(frameBytes(KindResult, 2, AppendStatus(nil, StatusOK)), uint16(0))
+	f.Fuzz(func(t *testing.T, stream []byte, capacity uint16) {
+		plain := NewConn(rwc{Reader: bytes.NewReader(stream), Writer: io.Discard}, 1<<16)
+		into := NewConn(rwc{Reader: bytes.NewReader(stream), Writer: io.Discard}, 1<<16)
+		reused := make([]byte, 0, int(capacity)+8)
+		for {
+			want, werr := plain.ReadFrame()
+			sentinel := reused[:cap(reused)]
+			for i := range sentinel {
+				sentinel[i] = 0xA5
+			}
+			got, gerr := into.ReadFrameInto(func(f Frame, n int) []byte { return reused[:0:int(capacity)] })
+			if (werr == nil) != (gerr == nil) {
+				t.Fatalf("ReadFrame: %v, ReadFrameInto: %v", werr, gerr)
+			}
+			if werr != nil {
+				return
+			}
+			if got.Kind != want.Kind || got.ID != want.ID || !bytes.Equal(got.Body, want.Body) {
+				t.Fatalf("frames differ: %v %d %x vs %v %d %x", got.Kind, got.ID, got.Body, want.Kind, want.ID, want.Body)
+			}
+			for i := int(capacity); i < cap(reused); i++ {
+				if sentinel[i] != 0xA5 {
+					t.Fatalf("wrote past the capacity it was given, at %d", i)
+				}
+			}
+		}
+	})
+}

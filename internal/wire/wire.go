@@ -150,7 +150,13 @@ func (c *Conn) Close() error { return c.rw.Close() }
 
 // ReadFrame reads and validates the next frame header and reads its body. Errors other than a
 // clean io.EOF before a header are fatal for the connection.
-func (c *Conn) ReadFrame() (Frame, error) {
+func (c *Conn) ReadFrame() (Frame, error) { return c.ReadFrameInto(nil) }
+
+// ReadFrameInto is ReadFrame, except that the body goes into the buffer that buf returns for the
+// validated header and body length, if it has the capacity, instead of a new allocation. buf may
+// return nil. A receiver that reuses buffers for large bodies saves allocating, zeroing and
+// collecting them.
+func (c *Conn) ReadFrameInto(buf func(f Frame, n int) []byte) (Frame, error) {
 	if _, err := io.ReadFull(c.br, c.rhdr[:]); err != nil {
 		if err == io.ErrUnexpectedEOF {
 			return Frame{}, protoErr("truncated frame header")
@@ -160,6 +166,19 @@ func (c *Conn) ReadFrame() (Frame, error) {
 	f, n, err := ParseHeader(c.rhdr[:], c.maxRecv)
 	if err != nil {
 		return Frame{}, err
+	}
+	if buf != nil && n > 0 {
+		if b := buf(f, n); cap(b) >= n {
+			b = b[:n]
+			if got, err := io.ReadFull(c.br, b); err != nil {
+				if err == io.EOF || err == io.ErrUnexpectedEOF {
+					return Frame{}, protoErr("truncated frame body (%d of %d bytes)", got, n)
+				}
+				return Frame{}, err
+			}
+			f.Body = b
+			return f, nil
+		}
 	}
 	f.Body, err = readBody(c.br, n)
 	if err != nil {
