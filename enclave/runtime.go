@@ -165,8 +165,12 @@ func (s *server) runInline(serve func(handoff func())) bool {
 	return claimed.CompareAndSwap(false, true)
 }
 
-// borrowMin is the body size from which CALL bodies are read into the spare buffer.
-const borrowMin = 64 << 10
+// borrowMin is the body size from which CALL bodies are read into the spare buffer; maxSpare
+// bounds the buffer kept between calls (larger inputs get buffers that are not kept).
+const (
+	borrowMin = 64 << 10
+	maxSpare  = 8 << 20
+)
 
 // callBody is the wire.Conn buffer hook: the spare buffer for a large CALL body, if it fits.
 func (s *server) callBody(f wire.Frame, n int) []byte {
@@ -186,7 +190,7 @@ func (s *server) callBody(f wire.Frame, n int) []byte {
 // giveBack makes b, the body of a finished call to a HandleBorrowed handler, the spare buffer
 // unless the one there is larger.
 func (s *server) giveBack(b []byte) {
-	if cap(b) < borrowMin {
+	if cap(b) < borrowMin || cap(b) > maxSpare {
 		return
 	}
 	s.spareMu.Lock()

@@ -210,8 +210,15 @@ func (e *Enclave) resultBody(f wire.Frame, n int) []byte {
 	return b
 }
 
+// maxSpare bounds the reused buffer an Enclave keeps between calls; larger results are
+// received into buffers that are not kept.
+const maxSpare = 8 << 20
+
 // giveBack makes b the reused buffer unless the one there is larger.
 func (e *Enclave) giveBack(b []byte) {
+	if cap(b) > maxSpare {
+		return
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if cap(b) > cap(e.spare) {
