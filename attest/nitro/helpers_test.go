@@ -2,11 +2,12 @@ package nitro
 
 import (
 	"encoding/base64"
-	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/asylo-go/asylo/attest/internal/evidencetest"
 )
 
 // realTime is the timestamp of testdata/nitro_attestation.b64.
@@ -37,13 +38,5 @@ var sentinels = []error{
 // sentinel errors.
 func checkOneSentinel(tb testing.TB, err error) {
 	tb.Helper()
-	n := 0
-	for _, s := range sentinels {
-		if errors.Is(err, s) {
-			n++
-		}
-	}
-	if n != 1 {
-		tb.Fatalf("error %q wraps %d sentinels, want 1", err, n)
-	}
+	evidencetest.OneSentinel(tb, err, sentinels)
 }

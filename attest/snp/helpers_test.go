@@ -3,7 +3,6 @@ package snp
 import (
 	"bytes"
 	"encoding/pem"
-	"errors"
 	"os"
 	"testing"
 	"time"
@@ -11,6 +10,8 @@ import (
 	"github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/kds"
 	test "github.com/google/go-sev-guest/testing"
+
+	"github.com/asylo-go/asylo/attest/internal/evidencetest"
 )
 
 // realTime is inside the validity of the real VCEK in testdata
@@ -40,15 +41,7 @@ var sentinels = []error{
 // sentinel errors.
 func checkOneSentinel(tb testing.TB, err error) {
 	tb.Helper()
-	n := 0
-	for _, s := range sentinels {
-		if errors.Is(err, s) {
-			n++
-		}
-	}
-	if n != 1 {
-		tb.Fatalf("error %q wraps %d sentinels, want 1", err, n)
-	}
+	evidencetest.OneSentinel(tb, err, sentinels)
 }
 
 // fakeTime is inside the validity of the fake chain made at fakeCreation.

@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
-	"errors"
 	"math/big"
 	"os"
 	"testing"
@@ -19,6 +18,8 @@ import (
 	"github.com/google/go-tdx-guest/abi"
 	"github.com/google/go-tdx-guest/pcs"
 	pb "github.com/google/go-tdx-guest/proto/tdx"
+
+	"github.com/asylo-go/asylo/attest/internal/evidencetest"
 )
 
 // realTime is inside the validity of the real quote's PCK chain (PCK
@@ -63,15 +64,7 @@ var sentinels = []error{
 // sentinel errors.
 func checkOneSentinel(tb testing.TB, err error) {
 	tb.Helper()
-	n := 0
-	for _, s := range sentinels {
-		if errors.Is(err, s) {
-			n++
-		}
-	}
-	if n != 1 {
-		tb.Fatalf("error %q wraps %d sentinels, want 1", err, n)
-	}
+	evidencetest.OneSentinel(tb, err, sentinels)
 }
 
 // fakeTime is inside the validity of the fake chain made at fakeCreation.
