@@ -24,8 +24,16 @@ const (
 
 // inlineCall is one call running on the reading goroutine.
 type inlineCall struct {
-	handoff func()
+	s       *server
+	claimed atomic.Bool // reading was handed off, or the call ended: whichever came first
 	seen    atomic.Bool // the watchdog saw it at one tick already
+}
+
+// handoff starts a new reading goroutine, once, unless the call has already ended.
+func (c *inlineCall) handoff() {
+	if c.claimed.CompareAndSwap(false, true) {
+		go c.s.reader()
+	}
 }
 
 // watchdog is the state shared by the reading goroutine and the watchdog goroutine.

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 
 	"github.com/asylo-go/asylo/identity"
 	"github.com/asylo-go/asylo/internal/wire"
@@ -152,17 +151,12 @@ type handoffKey struct{}
 // runInline serves a call on the reading goroutine. If the call runs long (see watchdog), or
 // starts a host call (whose answer someone must read), a new goroutine takes over reading. It
 // reports whether this goroutine is still the reader.
-func (s *server) runInline(serve func(handoff func())) bool {
-	var claimed atomic.Bool
-	c := &inlineCall{handoff: func() {
-		if claimed.CompareAndSwap(false, true) {
-			go s.reader()
-		}
-	}}
+func (s *server) runInline(serve func(c *inlineCall)) bool {
+	c := &inlineCall{s: s}
 	s.watch.start(c)
-	serve(c.handoff)
+	serve(c)
 	s.watch.end(c)
-	return claimed.CompareAndSwap(false, true)
+	return c.claimed.CompareAndSwap(false, true)
 }
 
 // borrowMin is the body size from which CALL bodies are read into the spare buffer; maxSpare
@@ -244,7 +238,7 @@ func (s *server) readLoop() error {
 // goroutine of their own, RUN and CALL by returning the function that serves them, for the
 // reader to run inline. It returns an error only for protocol violations, which end the
 // connection.
-func (s *server) dispatch(f wire.Frame) (serve func(handoff func()), err error) {
+func (s *server) dispatch(f wire.Frame) (serve func(c *inlineCall), err error) {
 	var req wire.Request
 	var init wire.InitParams
 	if f.Kind == wire.KindInit {
@@ -262,7 +256,7 @@ func (s *server) dispatch(f wire.Frame) (serve func(handoff func()), err error) 
 	if _, dup := s.calls[f.ID]; dup {
 		return nil, fmt.Errorf("enclave: %w: call id %d reused while pending", wire.ErrProtocol, f.ID)
 	}
-	reject := func(st wire.Status, msg string) (func(func()), error) {
+	reject := func(st wire.Status, msg string) (func(*inlineCall), error) {
 		return nil, s.writeResult(f.ID, st, []byte(msg))
 	}
 	switch f.Kind {
@@ -303,8 +297,8 @@ func (s *server) dispatch(f wire.Frame) (serve func(handoff func()), err error) 
 		go s.serveCall(ctx, cancel, f.Kind, f.ID, req)
 		return nil, nil
 	}
-	return func(handoff func()) {
-		s.serveCall(context.WithValue(ctx, handoffKey{}, handoff), cancel, f.Kind, f.ID, req)
+	return func(c *inlineCall) {
+		s.serveCall(context.WithValue(ctx, handoffKey{}, c), cancel, f.Kind, f.ID, req)
 		if f.Kind == wire.KindCall && s.opts.borrowed[req.Method] {
 			// Answered: nothing holds the body any more (HandleBorrowed's contract).
 			s.giveBack(f.Body)
@@ -419,8 +413,8 @@ func (s *server) hostCall(ctx context.Context, op wire.Op, req []byte) ([]byte, 
 	defer func() { <-s.hostSem }()
 	// The answer must be read by someone: if this call runs on the reading goroutine, hand
 	// reading over first.
-	if handoff, ok := ctx.Value(handoffKey{}).(func()); ok {
-		handoff()
+	if c, ok := ctx.Value(handoffKey{}).(*inlineCall); ok {
+		c.handoff()
 	}
 
 	ch := make(chan hostResult, 1)

@@ -248,13 +248,12 @@ func (c *Conn) WriteFrame(kind Kind, id uint64, parts ...[]byte) error {
 	if n > HardMaxBody {
 		return fmt.Errorf("%w: %v body of %d bytes", ErrTooLarge, kind, n)
 	}
-	var h [HeaderSize]byte
-	PutHeader(h[:], kind, id, n)
-
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if n <= smallWrite {
-		b := append(c.wbuf[:0], h[:]...)
+		// Header and body in the reused buffer: one system call, no allocation.
+		b := append(c.wbuf[:0], make([]byte, HeaderSize)...)
+		PutHeader(b, kind, id, n)
 		for _, p := range parts {
 			b = append(b, p...)
 		}
@@ -265,8 +264,10 @@ func (c *Conn) WriteFrame(kind Kind, id uint64, parts ...[]byte) error {
 		_, err := c.rw.Write(b)
 		return err
 	}
+	h := make([]byte, HeaderSize)
+	PutHeader(h, kind, id, n)
 	bufs := make(net.Buffers, 0, len(parts)+1)
-	bufs = append(bufs, h[:])
+	bufs = append(bufs, h)
 	for _, p := range parts {
 		if len(p) > 0 {
 			bufs = append(bufs, p)
