@@ -74,6 +74,12 @@ func FuzzOpen(f *testing.F) {
 	f.Add(b, []byte(nil), false, false)
 	f.Add(b[:2*NodeSize], []byte(nil), true, true)
 	f.Add(b, []byte("ASFJ\x01"), true, false)
+	// A file of 40 data nodes: reading it whole takes the bulk path (bulk.go), which checks
+	// tree entries and nodes read straight from the host.
+	bulkFile(&testing.T{}, seedDir, "big", 40)
+	big, _ := os.ReadFile(filepath.Join(seedDir, "big"))
+	f.Add(big, []byte(nil), false, false)
+	f.Add(big, []byte(nil), false, true)
 	k, _ := deriveKeys(testKey)
 	f.Fuzz(func(t *testing.T, main, journal []byte, pending, sign bool) {
 		if len(main) > 64*NodeSize || len(journal) > 64*NodeSize {
