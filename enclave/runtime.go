@@ -66,8 +66,7 @@ type server struct {
 
 	// spare is the buffer large CALL bodies are read into, for handlers registered with
 	// HandleBorrowed: taken by the reader, given back when such a call has answered.
-	spareMu sync.Mutex
-	spare   []byte
+	spare wire.Spare
 
 	connOnce sync.Once
 	connRecv *connReceiver
@@ -159,39 +158,12 @@ func (s *server) runInline(serve func(c *inlineCall)) bool {
 	return c.claimed.CompareAndSwap(false, true)
 }
 
-// borrowMin is the body size from which CALL bodies are read into the spare buffer; maxSpare
-// bounds the buffer kept between calls (larger inputs get buffers that are not kept).
-const (
-	borrowMin = 64 << 10
-	maxSpare  = 8 << 20
-)
-
 // callBody is the wire.Conn buffer hook: the spare buffer for a large CALL body, if it fits.
 func (s *server) callBody(f wire.Frame, n int) []byte {
-	if f.Kind != wire.KindCall || n < borrowMin || len(s.opts.borrowed) == 0 {
+	if f.Kind != wire.KindCall || len(s.opts.borrowed) == 0 {
 		return nil
 	}
-	s.spareMu.Lock()
-	defer s.spareMu.Unlock()
-	if cap(s.spare) < n {
-		return nil
-	}
-	b := s.spare
-	s.spare = nil
-	return b
-}
-
-// giveBack makes b, the body of a finished call to a HandleBorrowed handler, the spare buffer
-// unless the one there is larger.
-func (s *server) giveBack(b []byte) {
-	if cap(b) < borrowMin || cap(b) > maxSpare {
-		return
-	}
-	s.spareMu.Lock()
-	defer s.spareMu.Unlock()
-	if cap(b) > cap(s.spare) {
-		s.spare = b[:0]
-	}
+	return s.spare.Take(n)
 }
 
 func (s *server) readLoop() error {
@@ -301,7 +273,7 @@ func (s *server) dispatch(f wire.Frame) (serve func(c *inlineCall), err error) {
 		s.serveCall(context.WithValue(ctx, handoffKey{}, c), cancel, f.Kind, f.ID, req)
 		if f.Kind == wire.KindCall && s.opts.borrowed[req.Method] {
 			// Answered: nothing holds the body any more (HandleBorrowed's contract).
-			s.giveBack(f.Body)
+			s.spare.Give(f.Body)
 		}
 	}, nil
 }

@@ -189,41 +189,21 @@ type Enclave struct {
 	spin      bool // the channel spins (switchless): callers poll for results too
 
 	into  map[uint64]bool // calls made with CallInto (under mu)
-	spare []byte          // reused buffer for their large results (under mu)
+	spare wire.Spare      // reused buffer for their large results
 }
-
-// intoMin is the result size from which CallInto results go through the reused buffer.
-const intoMin = 64 << 10
 
 // resultBody is the wire.Conn buffer hook: the reused buffer for a large RESULT of a CallInto.
 func (e *Enclave) resultBody(f wire.Frame, n int) []byte {
-	if f.Kind != wire.KindResult || n < intoMin {
+	if f.Kind != wire.KindResult || n < wire.MinReuse {
 		return nil
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.into[f.ID] || cap(e.spare) < n {
+	into := e.into[f.ID]
+	e.mu.Unlock()
+	if !into {
 		return nil
 	}
-	b := e.spare
-	e.spare = nil
-	return b
-}
-
-// maxSpare bounds the reused buffer an Enclave keeps between calls; larger results are
-// received into buffers that are not kept.
-const maxSpare = 8 << 20
-
-// giveBack makes b the reused buffer unless the one there is larger.
-func (e *Enclave) giveBack(b []byte) {
-	if cap(b) > maxSpare {
-		return
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if cap(b) > cap(e.spare) {
-		e.spare = b[:0]
-	}
+	return e.spare.Take(n)
 }
 
 type result struct {
@@ -546,7 +526,7 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 		if err == nil {
 			out = append(dst[:0], out...)
 		}
-		e.giveBack(r.reused)
+		e.spare.Give(r.reused)
 		return out, err
 	}
 
@@ -646,7 +626,7 @@ func (e *Enclave) handle(f wire.Frame) error {
 			return fmt.Errorf("%w: RESULT for unknown call %d", wire.ErrProtocol, f.ID)
 		}
 		r := result{status: st, body: body}
-		if into && len(f.Body) >= intoMin {
+		if into && len(f.Body) >= wire.MinReuse {
 			// The caller copies it out and gives the buffer back (even one allocated here,
 			// which becomes the reused buffer). If the caller has gone, it is garbage.
 			r.reused = f.Body
