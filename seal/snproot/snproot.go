@@ -49,9 +49,6 @@ const (
 	labelPolicyKey = "asylo-seal/v1 policy key\x00"
 )
 
-// requestSize is the length of the request encoding of docs/sealing.md §4.1.
-const requestSize = 50
-
 // Config describes the guest the root serves. The root cannot check it: it
 // trusts the caller (the guest's trusted runtime, which read its own
 // attestation report) as seal.NewSoftwareRoot trusts its identity. A Config
@@ -154,9 +151,11 @@ func (r *Root) DeriveKey(ctx context.Context, req seal.KeyRequest) ([]byte, erro
 		return nil, fmt.Errorf("snproot: derive key: %w", err)
 	}
 	defer clear(prk)
-	info := make([]byte, 0, len(labelPolicyKey)+requestSize)
-	info = append(info, labelPolicyKey...)
-	info = appendRequest(info, &req)
+	enc, err := req.MarshalBinary() // the 50-byte encoding of docs/sealing.md §4.1
+	if err != nil {
+		return nil, fmt.Errorf("snproot: key request: %w", err)
+	}
+	info := append([]byte(labelPolicyKey), enc...)
 	k, err := hkdf.Expand(sha256.New, prk, string(info), seal.PolicyKeySize)
 	if err != nil {
 		return nil, fmt.Errorf("snproot: derive key: %w", err)
@@ -197,23 +196,6 @@ func tcbAtMost(a, b uint64) bool {
 		}
 	}
 	return true
-}
-
-// appendRequest appends the 50-byte request encoding of docs/sealing.md §4.1.
-func appendRequest(b []byte, r *seal.KeyRequest) []byte {
-	flags := byte(0)
-	if r.Debug {
-		flags = 0x01
-	}
-	b = append(b, byte(r.Policy), flags)
-	if r.Policy == seal.PolicySigner {
-		b = append(b, r.SignerID[:]...)
-	} else {
-		b = append(b, r.Measurement[:]...)
-	}
-	b = binary.BigEndian.AppendUint32(b, r.ProductID)
-	b = binary.BigEndian.AppendUint32(b, r.SVN)
-	return append(b, r.KeyID[:]...)
 }
 
 // IDBlockFields returns the ID block values a launcher must give a signed
