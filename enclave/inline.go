@@ -22,15 +22,8 @@ const (
 	watchIdleTicks = 80
 )
 
-// inlineCall is one call running on the reading goroutine.
-type inlineCall struct {
-	s       *server
-	claimed atomic.Bool // reading was handed off, or the call ended: whichever came first
-	seen    atomic.Bool // the watchdog saw it at one tick already
-}
-
 // handoff starts a new reading goroutine, once, unless the call has already ended.
-func (c *inlineCall) handoff() {
+func (c *call) handoff() {
 	if c.claimed.CompareAndSwap(false, true) {
 		go c.s.reader()
 	}
@@ -38,14 +31,14 @@ func (c *inlineCall) handoff() {
 
 // watchdog is the state shared by the reading goroutine and the watchdog goroutine.
 type watchdog struct {
-	cur     atomic.Pointer[inlineCall]
+	cur     atomic.Pointer[call]
 	starts  atomic.Uint64 // calls started inline, to tell a busy enclave from an idle one
 	running atomic.Bool   // the watchdog goroutine is ticking
 	kick    chan struct{}
 }
 
 // start records c as running inline and makes sure the watchdog ticks.
-func (w *watchdog) start(c *inlineCall) {
+func (w *watchdog) start(c *call) {
 	w.cur.Store(c)
 	w.starts.Add(1)
 	if !w.running.Load() && w.running.CompareAndSwap(false, true) {
@@ -57,7 +50,7 @@ func (w *watchdog) start(c *inlineCall) {
 }
 
 // end records that c no longer runs inline.
-func (w *watchdog) end(c *inlineCall) { w.cur.CompareAndSwap(c, nil) }
+func (w *watchdog) end(c *call) { w.cur.CompareAndSwap(c, nil) }
 
 // run is the watchdog goroutine; it returns when stop is closed.
 func (w *watchdog) run(stop <-chan struct{}) {

@@ -42,8 +42,8 @@ type server struct {
 
 	mu       sync.Mutex
 	state    state
-	calls    map[uint64]context.CancelFunc // in-flight RUN/CALL/INIT/FINALIZE
-	inflight sync.WaitGroup                // RUN and CALL only, awaited by FINALIZE
+	calls    map[uint64]*call // in-flight RUN/CALL/INIT/FINALIZE
+	inflight sync.WaitGroup   // RUN and CALL only, awaited by FINALIZE
 	params   wire.InitParams
 	initOK   bool
 	logger   *slog.Logger
@@ -100,7 +100,7 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, app Application, opts ...
 		conn:      wire.NewConn(rw, o.maxBody),
 		app:       app,
 		opts:      o,
-		calls:     map[uint64]context.CancelFunc{},
+		calls:     map[uint64]*call{},
 		hostCalls: map[uint64]chan hostResult{},
 		hostSem:   make(chan struct{}, maxHostCalls),
 		readErr:   make(chan error, 1),
@@ -145,15 +145,12 @@ func (s *server) reader() {
 // errHandedOff ends a readLoop whose goroutine served a call while another took over reading.
 var errHandedOff = errors.New("reader role handed off")
 
-type handoffKey struct{}
-
 // runInline serves a call on the reading goroutine. If the call runs long (see watchdog), or
 // starts a host call (whose answer someone must read), a new goroutine takes over reading. It
 // reports whether this goroutine is still the reader.
-func (s *server) runInline(serve func(c *inlineCall)) bool {
-	c := &inlineCall{s: s}
+func (s *server) runInline(c *call) bool {
 	s.watch.start(c)
-	serve(c)
+	s.serveCall(c)
 	s.watch.end(c)
 	return c.claimed.CompareAndSwap(false, true)
 }
@@ -182,19 +179,19 @@ func (s *server) readLoop() error {
 		}
 		switch f.Kind {
 		case wire.KindInit, wire.KindRun, wire.KindCall, wire.KindFinalize:
-			serve, err := s.dispatch(f)
+			c, err := s.dispatch(f)
 			if err != nil {
 				return err
 			}
-			if serve != nil && !s.runInline(serve) {
+			if c != nil && !s.runInline(c) {
 				return errHandedOff
 			}
 		case wire.KindCancel:
 			s.mu.Lock()
-			cancel := s.calls[f.ID]
+			c := s.calls[f.ID]
 			s.mu.Unlock()
-			if cancel != nil {
-				cancel()
+			if c != nil {
+				c.cancel(context.Canceled)
 			}
 		case wire.KindHostResult:
 			if err := s.deliverHostResult(f); err != nil {
@@ -207,17 +204,17 @@ func (s *server) readLoop() error {
 }
 
 // dispatch validates a request against the lifecycle and starts it: INIT and FINALIZE on a
-// goroutine of their own, RUN and CALL by returning the function that serves them, for the
-// reader to run inline. It returns an error only for protocol violations, which end the
-// connection.
-func (s *server) dispatch(f wire.Frame) (serve func(c *inlineCall), err error) {
-	var req wire.Request
+// goroutine of their own, RUN and CALL by returning them, for the reader to run inline. It
+// returns an error only for protocol violations, which end the connection.
+func (s *server) dispatch(f wire.Frame) (*call, error) {
+	c := &call{s: s, kind: f.Kind, id: f.ID, body: f.Body}
 	var init wire.InitParams
+	var err error
 	if f.Kind == wire.KindInit {
 		init, err = wire.ParseInit(f.Body)
-		req.Timeout, req.Input = init.Timeout, init.Config
+		c.req.Timeout, c.req.Input = init.Timeout, init.Config
 	} else {
-		req, err = wire.ParseRequest(f.Kind, f.Body)
+		c.req, err = wire.ParseRequest(f.Kind, f.Body)
 	}
 	if err != nil {
 		return nil, err
@@ -228,7 +225,7 @@ func (s *server) dispatch(f wire.Frame) (serve func(c *inlineCall), err error) {
 	if _, dup := s.calls[f.ID]; dup {
 		return nil, fmt.Errorf("enclave: %w: call id %d reused while pending", wire.ErrProtocol, f.ID)
 	}
-	reject := func(st wire.Status, msg string) (func(*inlineCall), error) {
+	reject := func(st wire.Status, msg string) (*call, error) {
 		return nil, s.writeResult(f.ID, st, []byte(msg))
 	}
 	switch f.Kind {
@@ -246,8 +243,11 @@ func (s *server) dispatch(f wire.Frame) (serve func(c *inlineCall), err error) {
 		if len(s.calls) >= s.opts.maxCalls {
 			return reject(wire.StatusResourceExhausted, fmt.Sprintf("more than %d concurrent calls", s.opts.maxCalls))
 		}
-		if f.Kind == wire.KindCall && s.opts.handlers[req.Method] == nil {
-			return reject(wire.StatusUnknownMethod, fmt.Sprintf("no handler named %q", req.Method))
+		if f.Kind == wire.KindCall {
+			if c.handler = s.opts.handlers[c.req.Method]; c.handler == nil {
+				return reject(wire.StatusUnknownMethod, fmt.Sprintf("no handler named %q", c.req.Method))
+			}
+			c.borrowed = s.opts.borrowed[c.req.Method]
 		}
 		s.inflight.Add(1)
 	case wire.KindFinalize:
@@ -257,33 +257,21 @@ func (s *server) dispatch(f wire.Frame) (serve func(c *inlineCall), err error) {
 		s.state = stateFinalizing
 	}
 
-	ctx, cancel := context.WithCancel(s.baseCtx)
-	if req.Timeout > 0 {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithTimeout(ctx, req.Timeout)
-		c1 := cancel
-		cancel = func() { c2(); c1() }
-	}
-	s.calls[f.ID] = cancel
+	c.arm()
+	s.calls[f.ID] = c
 	if f.Kind == wire.KindInit || f.Kind == wire.KindFinalize {
-		go s.serveCall(ctx, cancel, f.Kind, f.ID, req)
+		go s.serveCall(c)
 		return nil, nil
 	}
-	return func(c *inlineCall) {
-		s.serveCall(context.WithValue(ctx, handoffKey{}, c), cancel, f.Kind, f.ID, req)
-		if f.Kind == wire.KindCall && s.opts.borrowed[req.Method] {
-			// Answered: nothing holds the body any more (HandleBorrowed's contract).
-			s.spare.Give(f.Body)
-		}
-	}, nil
+	return c, nil
 }
 
-func (s *server) serveCall(ctx context.Context, cancel context.CancelFunc, kind wire.Kind, id uint64, req wire.Request) {
+func (s *server) serveCall(c *call) {
 	var out []byte
 	var err error
-	switch kind {
+	switch c.kind {
 	case wire.KindInit:
-		err = s.protect(func() error { return s.app.Initialize(ctx, req.Input) })
+		err = s.protect(func() error { return s.app.Initialize(c, c.req.Input) })
 		s.mu.Lock()
 		if err == nil {
 			s.state = stateRunning
@@ -296,10 +284,9 @@ func (s *server) serveCall(ctx context.Context, cancel context.CancelFunc, kind 
 		}
 		s.mu.Unlock()
 	case wire.KindRun:
-		err = s.protect(func() (e error) { out, e = s.app.Run(ctx, req.Input); return })
+		err = s.protect(func() (e error) { out, e = s.app.Run(c, c.req.Input); return })
 	case wire.KindCall:
-		h := s.opts.handlers[req.Method]
-		err = s.protect(func() (e error) { out, e = h(ctx, req.Input); return })
+		err = s.protect(func() (e error) { out, e = c.handler(c, c.req.Input); return })
 	case wire.KindFinalize:
 		s.inflight.Wait()
 		s.mu.Lock()
@@ -307,23 +294,27 @@ func (s *server) serveCall(ctx context.Context, cancel context.CancelFunc, kind 
 		s.mu.Unlock()
 		// After a failed Initialize there is nothing for Finalize to undo.
 		if initOK {
-			err = s.protect(func() error { return s.app.Finalize(ctx, req.Input) })
+			err = s.protect(func() error { return s.app.Finalize(c, c.req.Input) })
 		}
 	}
-	status, body := statusOf(ctx, err, out)
+	status, body := statusOf(c, err, out)
 
 	s.mu.Lock()
-	delete(s.calls, id)
-	if kind == wire.KindFinalize {
+	delete(s.calls, c.id)
+	if c.kind == wire.KindFinalize {
 		s.state = stateFinalized
 	}
 	s.mu.Unlock()
-	cancel()
-	werr := s.writeResult(id, status, body)
-	if kind == wire.KindRun || kind == wire.KindCall {
+	c.cancel(context.Canceled)
+	werr := s.writeResult(c.id, status, body)
+	if c.borrowed {
+		// Answered: nothing holds the body any more (HandleBorrowed's contract).
+		s.spare.Give(c.body)
+	}
+	if c.kind == wire.KindRun || c.kind == wire.KindCall {
 		s.inflight.Done()
 	}
-	if kind == wire.KindFinalize {
+	if c.kind == wire.KindFinalize {
 		_ = werr // the host may already be gone; the enclave ends either way
 		close(s.done)
 	}
@@ -385,7 +376,7 @@ func (s *server) hostCall(ctx context.Context, op wire.Op, req []byte) ([]byte, 
 	defer func() { <-s.hostSem }()
 	// The answer must be read by someone: if this call runs on the reading goroutine, hand
 	// reading over first.
-	if c, ok := ctx.Value(handoffKey{}).(*inlineCall); ok {
+	if c, ok := ctx.Value(handoffKey{}).(*call); ok {
 		c.handoff()
 	}
 

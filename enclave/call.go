@@ -1,0 +1,113 @@
+package enclave
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asylo-go/asylo/internal/wire"
+)
+
+// call is one INIT, RUN, CALL or FINALIZE in flight, and also the context its code runs with.
+// One object per call instead of what context.WithCancel, context.WithValue, a closure and the
+// inline-run state cost separately: five allocations, and about a third of the enclave's work
+// for a small call (docs/benchmarks.md, target 2).
+//
+// It behaves as a context from context.WithCancel (or WithTimeout, when the host sent a
+// deadline) of the server's base context: Done is closed and Err set when the host cancels the
+// call, its deadline passes, the base context ends, or the call has answered.
+type call struct {
+	s        *server
+	kind     wire.Kind
+	id       uint64
+	req      wire.Request
+	handler  HandlerFunc // CALL only
+	body     []byte      // the frame body, given back to s.spare after answering if borrowed
+	borrowed bool
+
+	deadline   time.Time
+	timer      *time.Timer // fires at deadline
+	stopParent func() bool // stops the base context's AfterFunc, if it can end
+
+	mu   sync.Mutex
+	done chan struct{} // made on first Done, or closedChan if cancelled before
+	err  error
+
+	// Inline-run state (inline.go).
+	claimed atomic.Bool // reading was handed off, or the call ended: whichever came first
+	seen    atomic.Bool // the watchdog saw it at one tick already
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// arm starts the call's deadline and its link to the base context. Calls c.cancel from other
+// goroutines once it returns.
+func (c *call) arm() {
+	parent := c.s.baseCtx
+	if d, ok := parent.Deadline(); ok {
+		c.deadline = d
+	}
+	if c.req.Timeout > 0 {
+		if d := time.Now().Add(c.req.Timeout); c.deadline.IsZero() || d.Before(c.deadline) {
+			c.deadline = d
+			c.timer = time.AfterFunc(c.req.Timeout, func() { c.cancel(context.DeadlineExceeded) })
+		}
+	}
+	if parent.Done() != nil {
+		c.stopParent = context.AfterFunc(parent, func() { c.cancel(parent.Err()) })
+	}
+}
+
+// cancel ends the context with err, once.
+func (c *call) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	if c.done == nil {
+		c.done = closedChan
+	} else {
+		close(c.done)
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.stopParent != nil {
+		c.stopParent()
+	}
+}
+
+// Deadline implements context.Context.
+func (c *call) Deadline() (time.Time, bool) { return c.deadline, !c.deadline.IsZero() }
+
+// Done implements context.Context.
+func (c *call) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+// Err implements context.Context.
+func (c *call) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Value implements context.Context.
+func (c *call) Value(key any) any {
+	if _, ok := key.(handoffKey); ok {
+		return c
+	}
+	return c.s.baseCtx.Value(key)
+}
+
+func (c *call) String() string { return "enclave call context" }
+
+type handoffKey struct{}
