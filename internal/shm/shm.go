@@ -413,6 +413,15 @@ func (c *Conn) fail(format string, args ...any) error {
 	return corruptf(format, args...)
 }
 
+// Readable reports whether Read would return without waiting for the peer: data is there, or
+// the channel has ended. It is for the goroutine that reads (Read's rule: one at a time), to
+// poll without blocking.
+func (c *Conn) Readable() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.mem == nil || c.canRead()
+}
+
 // canRead reports whether a read step would not block.
 func (c *Conn) canRead() bool {
 	return atomic.LoadUint64(c.in.tail) != c.rhead || atomic.LoadUint32(c.peerClosed) != 0 ||

@@ -145,6 +145,10 @@ func NewConn(rw io.ReadWriteCloser, maxRecv int) *Conn {
 	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), maxRecv: maxRecv}
 }
 
+// Buffered is the number of bytes already read from the stream and not yet returned in a
+// frame. Only the reading goroutine may call it.
+func (c *Conn) Buffered() int { return c.br.Buffered() }
+
 // Close closes the underlying stream; a blocked ReadFrame returns an error.
 func (c *Conn) Close() error { return c.rw.Close() }
 

@@ -1,0 +1,167 @@
+package host_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asylo-go/asylo/backend"
+	"github.com/asylo-go/asylo/enclave"
+	"github.com/asylo-go/asylo/host"
+	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/internal/shm"
+)
+
+// shmBackend runs an enclave runtime on goroutines of this process, over a real internal/shm
+// channel: the SDK's per-call work on both sides of a switchless call, without a second
+// process. With -cpu 1 the two sides take turns on one CPU, so ns/op is their CPU cost.
+type shmBackend struct{ opts []enclave.Option }
+
+func (shmBackend) Name() string { return "shm-inprocess" }
+
+func (b shmBackend) Start(ctx context.Context, spec backend.Spec) (backend.Instance, error) {
+	hostEnd, f, err := shm.New(shm.Options{Size: 1 << 16})
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	encEnd, err := shm.Open(f, shm.Options{})
+	if err != nil {
+		hostEnd.Close()
+		return nil, err
+	}
+	in := &shmInstance{ch: hostEnd, enc: encEnd, done: make(chan struct{})}
+	go func() {
+		in.err = enclave.Serve(context.Background(), encEnd, nopApp{}, b.opts...)
+		close(in.done)
+	}()
+	return in, nil
+}
+
+type shmInstance struct {
+	ch, enc *shm.Conn
+	done    chan struct{}
+	err     error
+}
+
+func (i *shmInstance) Channel() io.ReadWriteCloser { return i.ch }
+func (i *shmInstance) Identity() identity.Identity {
+	return identity.Identity{Backend: "shm-inprocess", Debug: true}
+}
+func (i *shmInstance) Wait() error           { <-i.done; return i.err }
+func (i *shmInstance) Done() <-chan struct{} { return i.done }
+func (i *shmInstance) Kill() error           { i.enc.Close(); return nil }
+func (i *shmInstance) Spins() bool           { return true }
+
+type nopApp struct{}
+
+func (nopApp) Initialize(context.Context, []byte) error    { return nil }
+func (nopApp) Run(context.Context, []byte) ([]byte, error) { return nil, nil }
+func (nopApp) Finalize(context.Context, []byte) error      { return nil }
+
+// recordHandler keeps the messages of the records it receives.
+type recordHandler struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordHandler) WithGroup(string) slog.Handler            { return h }
+func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs = append(h.msgs, r.Message)
+	return nil
+}
+
+func (h *recordHandler) has(msg string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.msgs {
+		if m == msg {
+			return true
+		}
+	}
+	return false
+}
+
+// On a switchless channel callers read their own results, and the host's read loop steps
+// aside while they do. Frames the enclave sends outside any call must still be read, calls
+// that outlast the callers' polling must still get their results, and many callers at once
+// must each get their own.
+func TestSwitchlessReading(t *testing.T) {
+	later := make(chan struct{})
+	be := shmBackend{opts: []enclave.Option{
+		enclave.Handle("echo", func(_ context.Context, in []byte) ([]byte, error) { return in, nil }),
+		enclave.Handle("slow", func(_ context.Context, in []byte) ([]byte, error) {
+			time.Sleep(3 * time.Millisecond) // far longer than a caller polls
+			return in, nil
+		}),
+		enclave.Handle("log-later", func(ctx context.Context, in []byte) ([]byte, error) {
+			lg := enclave.Logger(ctx)
+			go func() {
+				<-later
+				lg.Info(string(in))
+			}()
+			return nil, nil
+		}),
+	}}
+	rec := &recordHandler{}
+	e, err := host.Load(context.Background(), host.LoadConfig{Name: "t", Backend: be, Debug: true, Logger: slog.New(rec)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(context.Background(), nil)
+	ctx := context.Background()
+
+	if _, err := e.Call(ctx, "log-later", []byte("after the burst")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		in := []byte{byte(i), byte(i >> 8)}
+		out, err := e.Call(ctx, "echo", in)
+		if err != nil || string(out) != string(in) {
+			t.Fatalf("echo %d: %q, %v", i, out, err)
+		}
+	}
+	// No call is in flight now: the log record is read by the read loop, once it looks again.
+	close(later)
+	deadline := time.Now().Add(10 * time.Second)
+	for !rec.has("after the burst") {
+		if time.Now().After(deadline) {
+			t.Fatal("a log record sent after a burst of calls never arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				method := "echo"
+				if i%50 == g {
+					method = "slow"
+				}
+				in := []byte{byte(g), byte(i)}
+				out, err := e.Call(ctx, method, in)
+				if err != nil || string(out) != string(in) {
+					errs <- fmt.Errorf("%s %d/%d: %q, %v", method, g, i, out, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
