@@ -515,7 +515,7 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ch := make(chan result, 1)
+	ch := resultChans.Get().(chan result)
 	e.mu.Lock()
 	if e.err != nil {
 		err := e.err
@@ -534,6 +534,8 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 	}
 	e.mu.Unlock()
 	finish := func(r result) ([]byte, error) {
+		// The one result has been taken from ch, and nothing else will be sent on it.
+		resultChans.Put(ch)
 		if r.reused == nil {
 			return decodeResult(r)
 		}
@@ -577,6 +579,11 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 		return nil, ctx.Err()
 	}
 }
+
+// resultChans recycles the channels calls receive their result on: a call returns its channel
+// once it has received the result, and only then (after a cancellation the result may still
+// come).
+var resultChans = sync.Pool{New: func() any { return make(chan result, 1) }}
 
 func decodeResult(r result) ([]byte, error) {
 	if r.status == wire.StatusOK {
@@ -671,31 +678,56 @@ func (e *Enclave) readFailed(err error) {
 // whenever nobody else is reading, it reads and handles the frames there itself, so that its
 // own result reaches it without a hand-over between goroutines, which costs a thread wake-up,
 // or at best a scheduler pass and a cache-line transfer, in each direction (design note 16).
-func (e *Enclave) pollResult(ch chan result) (result, bool) {
+// Once it has the read token it keeps it until it returns; other polling callers meanwhile get
+// their results from it, as from the read loop.
+func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 	e.polling.Add(1)
 	defer e.polling.Add(-1)
+	reading := false
+	defer func() {
+		if reading {
+			e.rtok.Unlock()
+		}
+	}()
 	deadline := time.Now().Add(spinWait)
 	for {
 		for range 64 {
+			if !reading {
+				select {
+				case r := <-ch:
+					return r, true
+				default:
+				}
+				if !e.rtok.TryLock() {
+					if !e.denied.Load() {
+						e.denied.Store(true)
+					}
+					continue
+				}
+				reading = true
+				select {
+				case <-e.down: // the end was read already
+					return result{}, false
+				default:
+				}
+			}
+			if e.conn.Buffered() == 0 && !e.poll.Readable() {
+				continue
+			}
+			f, err := e.conn.ReadFrameInto(e.resultBody)
+			if err == nil {
+				err = e.handle(f)
+			}
+			if err != nil {
+				e.rtok.Unlock()
+				reading = false
+				e.readFailed(err)
+				return result{}, false
+			}
 			select {
 			case r := <-ch:
 				return r, true
 			default:
-			}
-			if !e.rtok.TryLock() {
-				if !e.denied.Load() {
-					e.denied.Store(true)
-				}
-			} else {
-				r, ok, err := e.readFor(ch)
-				e.rtok.Unlock()
-				if err != nil {
-					e.readFailed(err)
-					return result{}, false
-				}
-				if ok {
-					return r, true
-				}
 			}
 		}
 		if !time.Now().Before(deadline) {
@@ -704,31 +736,6 @@ func (e *Enclave) pollResult(ch chan result) (result, bool) {
 		// Let goroutines readied here (host calls) run on this P between rounds.
 		runtime.Gosched()
 	}
-}
-
-// readFor reads and handles the frames that are there, until ch has a result. The caller holds
-// rtok.
-func (e *Enclave) readFor(ch chan result) (result, bool, error) {
-	select {
-	case <-e.down: // the end was read already
-		return result{}, false, nil
-	default:
-	}
-	for e.conn.Buffered() > 0 || e.poll.Readable() {
-		f, err := e.conn.ReadFrameInto(e.resultBody)
-		if err == nil {
-			err = e.handle(f)
-		}
-		if err != nil {
-			return result{}, false, err
-		}
-		select {
-		case r := <-ch:
-			return r, true, nil
-		default:
-		}
-	}
-	return result{}, false, nil
 }
 
 func (e *Enclave) handle(f wire.Frame) error {
