@@ -41,9 +41,11 @@ type call struct {
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// arm starts the call's deadline and its link to the base context. Calls c.cancel from other
-// goroutines once it returns.
+// arm starts the call's deadline and its link to the base context. Either may fire at once, so
+// they are set under c.mu, which cancel takes.
 func (c *call) arm() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	parent := c.s.baseCtx
 	if d, ok := parent.Deadline(); ok {
 		c.deadline = d

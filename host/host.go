@@ -178,7 +178,7 @@ type Enclave struct {
 	logger  *slog.Logger
 
 	mu        sync.Mutex
-	pending   map[uint64]chan result
+	pending   map[uint64]*pendingCall
 	nextID    uint64
 	err       error // set once: *LostError or ErrDestroyed
 	down      chan struct{}
@@ -188,16 +188,18 @@ type Enclave struct {
 	files     *hostFiles
 	listeners *hostListeners
 
-	// Switchless channels: callers read their results themselves (pollResult).
-	poll    interface{ Readable() bool } // the channel, if it spins and can be polled; else nil
-	rtok    sync.Mutex                   // held by whoever reads frames: readLoop or a caller
-	polling atomic.Int32                 // callers polling for their result
-	denied  atomic.Bool                  // a polling caller found rtok taken
-	waiting atomic.Int32                 // callers parked on their result: readLoop reads for them
-	kick    chan struct{}                // wakes a readLoop that stepped aside for pollers
+	// Callers read their results themselves when nobody else is reading (design note 16):
+	// polling a switchless channel (pollResult), or blocking in a socket's Read (readOwn).
+	poll     interface{ Readable() bool } // the channel, if it spins and can be polled; else nil
+	intr     *interruptReader             // the channel's reading side, if it has read deadlines
+	rtok     sync.Mutex                   // held by whoever reads frames: readLoop or a caller
+	polling  atomic.Int32                 // callers polling for their result
+	denied   atomic.Bool                  // a polling caller found rtok taken
+	ownReads atomic.Uint64                // callers that started reading for themselves
+	waiting  atomic.Int32                 // callers parked on their result: readLoop reads for them
+	kick     chan struct{}                // wakes a readLoop that stepped aside for pollers
 
-	into  map[uint64]bool // calls made with CallInto (under mu)
-	spare wire.Spare      // reused buffer for their large results
+	spare wire.Spare // reused buffer for the large results of CallInto
 }
 
 // resultBody is the wire.Conn buffer hook: the reused buffer for a large RESULT of a CallInto.
@@ -206,7 +208,8 @@ func (e *Enclave) resultBody(f wire.Frame, n int) []byte {
 		return nil
 	}
 	e.mu.Lock()
-	into := e.into[f.ID]
+	p := e.pending[f.ID]
+	into := p != nil && p.into
 	e.mu.Unlock()
 	if !into {
 		return nil
@@ -255,11 +258,9 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 	e := &Enclave{
 		name:      cfg.Name,
 		inst:      inst,
-		conn:      wire.NewConn(inst.Channel(), cfg.MaxMessageSize),
 		id:        inst.Identity(),
 		logger:    logger,
-		pending:   map[uint64]chan result{},
-		into:      map[uint64]bool{},
+		pending:   map[uint64]*pendingCall{},
 		down:      make(chan struct{}),
 		readDone:  make(chan struct{}),
 		kick:      make(chan struct{}, 1),
@@ -267,8 +268,15 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 		files:     newHostFiles(cfg.StorageDir),
 		listeners: &hostListeners{allow: cfg.AllowListen, allowDial: cfg.AllowDial, log: logger},
 	}
+	ch := inst.Channel()
 	if s, ok := inst.(interface{ Spins() bool }); ok && s.Spins() {
-		e.poll, _ = inst.Channel().(interface{ Readable() bool })
+		e.poll, _ = ch.(interface{ Readable() bool })
+	}
+	if dl, ok := ch.(interface{ SetReadDeadline(time.Time) error }); ok && e.poll == nil {
+		e.intr = &interruptReader{r: ch, dl: dl}
+		e.conn = wire.NewConnReader(ch, e.intr, cfg.MaxMessageSize)
+	} else {
+		e.conn = wire.NewConn(ch, cfg.MaxMessageSize)
 	}
 	if err := e.handshake(ctx); err != nil {
 		e.kill()
@@ -486,9 +494,9 @@ func (e *Enclave) Destroy(ctx context.Context, final []byte) error {
 // it parks.
 const spinWait = 20 * time.Microsecond
 
-// readerTick is how often a read loop that stepped aside for polling callers looks whether they
-// have all gone. It bounds how long a frame the enclave sends outside any call (a log record, a
-// host call from a background goroutine) can wait after a burst of switchless calls.
+// readerTick is how often a read loop that stepped aside for callers reading their own results
+// looks whether they have all gone. A frame the enclave sends outside any call (a log record, a
+// host call from a background goroutine) can wait up to two ticks after the last call ends.
 const readerTick = time.Millisecond
 
 // exitGrace is how long Destroy waits for an enclave to exit after FINALIZE before killing it.
@@ -515,7 +523,9 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ch := resultChans.Get().(chan result)
+	p := pendingCalls.Get().(*pendingCall)
+	p.into, p.parked = into, false
+	ch := p.ch
 	e.mu.Lock()
 	if e.err != nil {
 		err := e.err
@@ -528,14 +538,11 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 	}
 	e.nextID++
 	id := e.nextID
-	e.pending[id] = ch
-	if into {
-		e.into[id] = true
-	}
+	e.pending[id] = p
 	e.mu.Unlock()
 	finish := func(r result) ([]byte, error) {
 		// The one result has been taken from ch, and nothing else will be sent on it.
-		resultChans.Put(ch)
+		pendingCalls.Put(p)
 		if r.reused == nil {
 			return decodeResult(r)
 		}
@@ -553,18 +560,23 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 		<-e.down
 		return nil, e.Err()
 	}
-	if e.poll != nil {
-		if r, ok := e.pollResult(ch); ok {
+	if e.poll != nil || e.intr != nil {
+		var r result
+		var ok bool
+		if e.poll != nil {
+			r, ok = e.pollResult(ch)
+		} else {
+			r, ok = e.readOwn(ctx, id, ch)
+		}
+		if ok {
 			return finish(r)
 		}
 		// Parked from here on: the read loop must read for us.
-		e.waiting.Add(1)
-		defer e.waiting.Add(-1)
-		e.wakeReader()
+		e.park(id, p)
 	}
 	select {
 	case r := <-ch:
-		return finish(r)
+		return finish(r) // the delivery unparked us
 	case <-e.down:
 		// A result may have raced the failure.
 		select {
@@ -572,18 +584,48 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 			return finish(r)
 		default:
 		}
+		e.unpark(p)
 		return nil, e.Err()
 	case <-ctx.Done():
 		// The entry stays pending: the enclave still answers, and the read loop drops it.
+		e.unpark(p)
 		e.conn.WriteFrame(wire.KindCancel, id)
 		return nil, ctx.Err()
 	}
 }
 
-// resultChans recycles the channels calls receive their result on: a call returns its channel
-// once it has received the result, and only then (after a cancellation the result may still
-// come).
-var resultChans = sync.Pool{New: func() any { return make(chan result, 1) }}
+// pendingCall is a call waiting for its RESULT, in Enclave.pending.
+type pendingCall struct {
+	ch     chan result // receives the RESULT; buffered, so the reader never blocks
+	into   bool        // CallInto: a large result is received into e.spare
+	parked bool        // the caller parked, and someone must read for it (counted in e.waiting)
+}
+
+// pendingCalls recycles pendingCalls: a call returns its own once it has received the result,
+// and only then (after a cancellation the result may still come).
+var pendingCalls = sync.Pool{New: func() any { return &pendingCall{ch: make(chan result, 1)} }}
+
+// park records that the caller of call id waits parked, unless its result was delivered already,
+// and wakes the read loop if it stepped aside.
+func (e *Enclave) park(id uint64, p *pendingCall) {
+	e.mu.Lock()
+	if e.pending[id] == p {
+		p.parked = true
+		e.waiting.Add(1)
+	}
+	e.mu.Unlock()
+	e.wakeReader()
+}
+
+// unpark undoes park for a caller that stops waiting without its result (cancelled, or lost).
+func (e *Enclave) unpark(p *pendingCall) {
+	e.mu.Lock()
+	if p.parked {
+		p.parked = false
+		e.waiting.Add(-1)
+	}
+	e.mu.Unlock()
+}
 
 func decodeResult(r result) ([]byte, error) {
 	if r.status == wire.StatusOK {
@@ -635,18 +677,27 @@ func (e *Enclave) readLoop() {
 	}
 }
 
-// stepAside waits until a caller parks (wakeReader), the next tick, or the end. It reports false
-// at the end.
+// stepAside waits until a caller parks (wakeReader), a tick in which no caller started reading
+// for itself, or the end. It reports false at the end.
 func (e *Enclave) stepAside() bool {
-	t := time.NewTimer(readerTick)
+	t := time.NewTicker(readerTick)
 	defer t.Stop()
-	select {
-	case <-e.kick:
-	case <-t.C:
-	case <-e.down:
-		return false
+	last := e.ownReads.Load()
+	for {
+		select {
+		case <-e.kick:
+			return true
+		case <-t.C:
+			// Callers came and read during the last tick: they will read what comes next too.
+			if n := e.ownReads.Load(); n != last {
+				last = n
+				continue
+			}
+			return true
+		case <-e.down:
+			return false
+		}
 	}
-	return true
 }
 
 // wakeReader wakes a read loop that stepped aside.
@@ -681,6 +732,7 @@ func (e *Enclave) readFailed(err error) {
 // Once it has the read token it keeps it until it returns; other polling callers meanwhile get
 // their results from it, as from the read loop.
 func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
+	e.ownReads.Add(1)
 	e.polling.Add(1)
 	defer e.polling.Add(-1)
 	reading := false
@@ -738,6 +790,56 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 	}
 }
 
+// readOwn is how a caller on a socket waits for its result when nobody else is reading: it reads
+// and handles frames itself, blocking in the channel's Read, until its result comes (design note
+// 16). The end of ctx interrupts the wait between two frames, never inside one. It reports false
+// if the caller must wait for its result from someone else.
+func (e *Enclave) readOwn(ctx context.Context, id uint64, ch chan result) (result, bool) {
+	e.ownReads.Add(1)
+	e.polling.Add(1)
+	defer e.polling.Add(-1)
+	if !e.rtok.TryLock() {
+		if !e.denied.Load() {
+			e.denied.Store(true)
+		}
+		return result{}, false
+	}
+	defer e.rtok.Unlock()
+	select {
+	case <-e.down: // the end was read already
+		return result{}, false
+	default:
+	}
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { e.intr.interrupt(id) })
+		defer stop()
+	}
+	for {
+		select {
+		case r := <-ch: // read by someone else before we took the token
+			return r, true
+		default:
+		}
+		if ctx.Err() != nil {
+			return result{}, false
+		}
+		if e.conn.Buffered() == 0 {
+			e.intr.arm(id)
+		}
+		f, err := e.conn.ReadFrameInto(e.resultBody)
+		if e.intr.disarm() && err != nil {
+			return result{}, false // interrupted before any byte of a frame was read
+		}
+		if err == nil {
+			err = e.handle(f)
+		}
+		if err != nil {
+			e.readFailed(err)
+			return result{}, false
+		}
+	}
+}
+
 func (e *Enclave) handle(f wire.Frame) error {
 	switch f.Kind {
 	case wire.KindResult:
@@ -746,21 +848,24 @@ func (e *Enclave) handle(f wire.Frame) error {
 			return err
 		}
 		e.mu.Lock()
-		ch, ok := e.pending[f.ID]
+		p, ok := e.pending[f.ID]
 		delete(e.pending, f.ID)
-		into := e.into[f.ID]
-		delete(e.into, f.ID)
+		if ok && p.parked {
+			// Delivered: that caller no longer needs anyone to read for it.
+			p.parked = false
+			e.waiting.Add(-1)
+		}
 		e.mu.Unlock()
 		if !ok {
 			return fmt.Errorf("%w: RESULT for unknown call %d", wire.ErrProtocol, f.ID)
 		}
 		r := result{status: st, body: body}
-		if into && len(f.Body) >= wire.MinReuse {
+		if p.into && len(f.Body) >= wire.MinReuse {
 			// The caller copies it out and gives the buffer back (even one allocated here,
 			// which becomes the reused buffer). If the caller has gone, it is garbage.
 			r.reused = f.Body
 		}
-		ch <- r
+		p.ch <- r
 	case wire.KindHostCall:
 		op, req, err := wire.ParseHostCall(f.Body)
 		if err != nil {

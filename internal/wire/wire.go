@@ -145,6 +145,14 @@ func NewConn(rw io.ReadWriteCloser, maxRecv int) *Conn {
 	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), maxRecv: maxRecv}
 }
 
+// NewConnReader is NewConn for a receiver that reads rw's incoming bytes through r (a wrapper
+// of rw's Read); frames are still written to rw directly, which keeps writev for sockets.
+func NewConnReader(rw io.ReadWriteCloser, r io.Reader, maxRecv int) *Conn {
+	c := NewConn(rw, maxRecv)
+	c.br = bufio.NewReaderSize(r, 64<<10)
+	return c
+}
+
 // Buffered is the number of bytes already read from the stream and not yet returned in a
 // frame. Only the reading goroutine may call it.
 func (c *Conn) Buffered() int { return c.br.Buffered() }

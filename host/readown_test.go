@@ -1,0 +1,98 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asylo-go/asylo/backend/inprocess"
+	"github.com/asylo-go/asylo/enclave"
+	"github.com/asylo-go/asylo/host"
+)
+
+// A caller that reads its own result from a socket-like channel blocks in Read; the end of its
+// context must interrupt it only between frames. Many callers with deadlines that expire at
+// random points, while large results are in flight in pieces (net.Pipe has no buffer), must
+// leave the channel intact: every call either succeeds with its exact result or fails with its
+// context's error, and the enclave stays usable.
+func TestCallerReadInterrupt(t *testing.T) {
+	pattern := func(n int, seed byte) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = seed + byte(i*7)
+		}
+		return b
+	}
+	be := inprocess.New(func() enclave.Application { return nopApp{} },
+		enclave.Handle("big", func(ctx context.Context, in []byte) ([]byte, error) {
+			return pattern(300<<10+int(in[0])*1000, in[0]), nil
+		}),
+		enclave.Handle("slow", func(ctx context.Context, in []byte) ([]byte, error) {
+			time.Sleep(time.Duration(in[0]) * 50 * time.Microsecond)
+			return in, nil
+		}),
+	)
+	e, err := host.Load(context.Background(), host.LoadConfig{Name: "t", Backend: be, Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(context.Background(), nil)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	var mu sync.Mutex
+	ok, cancelled := 0, 0
+	// One caller alone reads its own results (the read loop steps aside); then several at once.
+	for _, callers := range []int{1, 6} {
+		for g := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 120 {
+					seed := byte(g*120 + i)
+					ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%20)*500*time.Microsecond)
+					var out, want []byte
+					var err error
+					if i%2 == 0 {
+						out, err = e.Call(ctx, "big", []byte{seed})
+						want = pattern(300<<10+int(seed)*1000, seed)
+					} else {
+						out, err = e.Call(ctx, "slow", []byte{seed % 40})
+						want = []byte{seed % 40}
+					}
+					cancel()
+					mu.Lock()
+					switch {
+					case err == nil && bytes.Equal(out, want):
+						ok++
+					case errors.Is(err, context.DeadlineExceeded):
+						cancelled++
+					default:
+						errs <- fmt.Errorf("call %d/%d: %d bytes, %v", g, i, len(out), err)
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := e.Err(); err != nil {
+		t.Fatalf("enclave lost after interrupted reads: %v", err)
+	}
+	out, err := e.Call(context.Background(), "big", []byte{1})
+	if err != nil || !bytes.Equal(out, pattern(300<<10+1000, 1)) {
+		t.Fatalf("call after the storm: %d bytes, %v", len(out), err)
+	}
+	t.Logf("%d succeeded, %d ended by their deadline", ok, cancelled)
+	if ok == 0 || cancelled == 0 {
+		t.Errorf("want both outcomes, got %d succeeded and %d cancelled", ok, cancelled)
+	}
+}
