@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -190,14 +191,14 @@ type Enclave struct {
 
 	// Callers read their results themselves when nobody else is reading (design note 16):
 	// polling a switchless channel (pollResult), or blocking in a socket's Read (readOwn).
-	poll     interface{ Readable() bool } // the channel, if it spins and can be polled; else nil
-	intr     *interruptReader             // the channel's reading side, if it has read deadlines
-	rtok     sync.Mutex                   // held by whoever reads frames: readLoop or a caller
-	polling  atomic.Int32                 // callers polling for their result
-	denied   atomic.Bool                  // a polling caller found rtok taken
-	ownReads atomic.Uint64                // callers that started reading for themselves
-	waiting  atomic.Int32                 // callers parked on their result: readLoop reads for them
-	kick     chan struct{}                // wakes a readLoop that stepped aside for pollers
+	poll     pollable      // the channel, if it spins and can be polled; else nil
+	intr     *interrupter  // for a channel with read deadlines that does not spin
+	rtok     sync.Mutex    // held by whoever reads frames: readLoop or a caller
+	polling  atomic.Int32  // callers polling for their result
+	denied   atomic.Bool   // a polling caller found rtok taken
+	ownReads atomic.Uint64 // callers that started reading for themselves
+	waiting  atomic.Int32  // callers parked on their result: readLoop reads for them
+	kick     chan struct{} // wakes a readLoop that stepped aside for pollers
 
 	spare wire.Spare // reused buffer for the large results of CallInto
 }
@@ -269,14 +270,12 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 		listeners: &hostListeners{allow: cfg.AllowListen, allowDial: cfg.AllowDial, log: logger},
 	}
 	ch := inst.Channel()
+	e.conn = wire.NewConn(ch, cfg.MaxMessageSize)
 	if s, ok := inst.(interface{ Spins() bool }); ok && s.Spins() {
-		e.poll, _ = ch.(interface{ Readable() bool })
+		e.poll, _ = ch.(pollable)
 	}
 	if dl, ok := ch.(interface{ SetReadDeadline(time.Time) error }); ok && e.poll == nil {
-		e.intr = &interruptReader{r: ch, dl: dl}
-		e.conn = wire.NewConnReader(ch, e.intr, cfg.MaxMessageSize)
-	} else {
-		e.conn = wire.NewConn(ch, cfg.MaxMessageSize)
+		e.intr = &interrupter{dl: dl}
 	}
 	if err := e.handshake(ctx); err != nil {
 		e.kill()
@@ -490,6 +489,12 @@ func (e *Enclave) Destroy(ctx context.Context, final []byte) error {
 	return nil
 }
 
+// pollable is a switchless channel, which a caller can poll for data.
+type pollable interface {
+	Readable() bool
+	SetReadDeadline(time.Time) error
+}
+
 // spinWait is how long a caller polls for its result on a spinning (switchless) channel before
 // it parks.
 const spinWait = 20 * time.Microsecond
@@ -498,6 +503,9 @@ const spinWait = 20 * time.Microsecond
 // looks whether they have all gone. A frame the enclave sends outside any call (a log record, a
 // host call from a background goroutine) can wait up to two ticks after the last call ends.
 const readerTick = time.Millisecond
+
+// frameGrace bounds how long a polling caller waits for the rest of a frame that has begun.
+const frameGrace = 10 * time.Millisecond
 
 // exitGrace is how long Destroy waits for an enclave to exit after FINALIZE before killing it.
 const exitGrace = 5 * time.Second
@@ -738,6 +746,7 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 	reading := false
 	defer func() {
 		if reading {
+			e.poll.SetReadDeadline(time.Time{})
 			e.rtok.Unlock()
 		}
 	}()
@@ -762,15 +771,22 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 					return result{}, false
 				default:
 				}
+				// A frame that stalls half-way (a hostile enclave) must not hold the caller:
+				// past this, the read stops, and whoever reads next resumes the frame.
+				e.poll.SetReadDeadline(time.Now().Add(frameGrace))
 			}
 			if e.conn.Buffered() == 0 && !e.poll.Readable() {
 				continue
 			}
 			f, err := e.conn.ReadFrameInto(e.resultBody)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return result{}, false // the frame stalled; park, the read loop resumes it
+			}
 			if err == nil {
 				err = e.handle(f)
 			}
 			if err != nil {
+				e.poll.SetReadDeadline(time.Time{})
 				e.rtok.Unlock()
 				reading = false
 				e.readFailed(err)
@@ -792,8 +808,8 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 
 // readOwn is how a caller on a socket waits for its result when nobody else is reading: it reads
 // and handles frames itself, blocking in the channel's Read, until its result comes (design note
-// 16). The end of ctx interrupts the wait between two frames, never inside one. It reports false
-// if the caller must wait for its result from someone else.
+// 16). The end of ctx interrupts the Read; the frame reader resumes a frame cut short on its next
+// call. It reports false if the caller must wait for its result from someone else.
 func (e *Enclave) readOwn(ctx context.Context, id uint64, ch chan result) (result, bool) {
 	e.ownReads.Add(1)
 	e.polling.Add(1)
@@ -811,8 +827,12 @@ func (e *Enclave) readOwn(ctx context.Context, id uint64, ch chan result) (resul
 	default:
 	}
 	if ctx.Done() != nil {
+		e.intr.own(id)
 		stop := context.AfterFunc(ctx, func() { e.intr.interrupt(id) })
-		defer stop()
+		defer func() {
+			stop()
+			e.intr.release()
+		}()
 	}
 	for {
 		select {
@@ -823,12 +843,9 @@ func (e *Enclave) readOwn(ctx context.Context, id uint64, ch chan result) (resul
 		if ctx.Err() != nil {
 			return result{}, false
 		}
-		if e.conn.Buffered() == 0 {
-			e.intr.arm(id)
-		}
 		f, err := e.conn.ReadFrameInto(e.resultBody)
-		if e.intr.disarm() && err != nil {
-			return result{}, false // interrupted before any byte of a frame was read
+		if err != nil && ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			return result{}, false // interrupted by our context's end
 		}
 		if err == nil {
 			err = e.handle(f)

@@ -249,3 +249,77 @@ func TestDestroyKillsLingeringEnclave(t *testing.T) {
 		t.Errorf("Destroy took %v", d)
 	}
 }
+
+// An enclave that sends half of a RESULT and stalls must not hold a caller past its context:
+// the caller reads for itself (design note 16), and its context's end interrupts even a frame
+// half read. The frame is resumed where it stopped: when the rest comes, it is delivered and the
+// enclave stays usable.
+func TestHostileStalledFrame(t *testing.T) {
+	rest := make(chan struct{})
+	script := func(c *wire.Conn, raw_ net.Conn) {
+		hello(c)
+		if !answerInit(c) {
+			return
+		}
+		calls := make(chan wire.Frame, 4)
+		go func() { // keep reading (net.Pipe has no buffer: the host's CANCEL must get through)
+			for {
+				f, err := c.ReadFrame()
+				if err != nil {
+					close(calls)
+					return
+				}
+				if f.Kind == wire.KindCall {
+					calls <- f
+				}
+			}
+		}()
+		f, ok := <-calls
+		for ; ok; f, ok = <-calls { // answer calls until the one to stall
+			if r, _ := wire.ParseRequest(f.Kind, f.Body); r.Method == "stall" {
+				break
+			}
+			c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK), []byte("warm"))
+		}
+		if !ok {
+			return
+		}
+		frame := raw(wire.KindResult, f.ID, append(wire.AppendStatus(nil, wire.StatusOK), bytes.Repeat([]byte("r"), 5000)...))
+		raw_.Write(frame[:3000])
+		<-rest
+		raw_.Write(frame[3000:])
+		// Answer one more call, to show the stream is intact.
+		if f, ok = <-calls; ok {
+			c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK), []byte("again"))
+		}
+		time.Sleep(2 * time.Second)
+	}
+	e, err := host.Load(context.Background(), host.LoadConfig{Name: "evil", Backend: fakeBackend{script}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A few calls first, so that callers read for themselves (the read loop steps aside).
+	for range 5 {
+		if out, err := e.Call(context.Background(), "m", nil); err != nil || string(out) != "warm" {
+			t.Fatalf("warm-up call: %q, %v", out, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = e.Call(ctx, "stall", nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Call = %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("the stalled frame held the caller for %v", d)
+	}
+	close(rest)
+	out, err := e.Call(context.Background(), "m", nil)
+	if err != nil || string(out) != "again" {
+		t.Fatalf("after the stalled frame was completed: %q, %v", out, err)
+	}
+	if err := e.Err(); err != nil {
+		t.Fatalf("enclave lost: %v", err)
+	}
+}

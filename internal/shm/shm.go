@@ -107,6 +107,9 @@ type Conn struct {
 	corrupt atomic.Bool
 	once    sync.Once
 
+	rdeadline atomic.Int64 // SetReadDeadline, Unix nanoseconds; 0 for none
+	sleeping  atomic.Bool  // the reader sleeps on the futex (SetReadDeadline wakes it)
+
 	// reader-goroutine state
 	rhead  uint64 // our consumer position on in
 	lastWW uint64 // last in.wwait value we woke the peer producer for
@@ -275,8 +278,31 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if err != errWouldBlock {
 			return n, err
 		}
+		if dl := c.rdeadline.Load(); dl != 0 && time.Now().UnixNano() >= dl {
+			return 0, os.ErrDeadlineExceeded
+		}
 		c.waitData()
 	}
+}
+
+// SetReadDeadline makes Read return os.ErrDeadlineExceeded instead of waiting for data after t
+// (data already there is still returned); the zero t clears it. It may be called while a Read
+// waits, from any goroutine.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = max(t.UnixNano(), 1)
+	}
+	c.rdeadline.Swap(ns) // a swap: see the note on handshake stores below
+	if c.sleeping.Load() {
+		c.mu.RLock()
+		if c.mem != nil {
+			atomic.AddUint32(c.in.dataSeq, 1)
+			futexWake(c.in.dataSeq)
+		}
+		c.mu.RUnlock()
+	}
+	return nil
 }
 
 // tryRead performs one non-blocking read step.
@@ -435,19 +461,32 @@ func (c *Conn) canWrite() bool {
 }
 
 func (c *Conn) waitData() {
-	if c.spinUntil(c.canRead) {
+	dl := c.rdeadline.Load()
+	if c.spinUntil(c.canRead, dl) {
 		return
+	}
+	d := futexTimeout
+	if dl != 0 {
+		left := time.Duration(dl - time.Now().UnixNano())
+		if left <= 0 {
+			return
+		}
+		d = min(d, left)
 	}
 	s := atomic.LoadUint32(c.in.dataSeq)
 	atomic.SwapUint64(c.in.rwait, c.rhead+1)
 	if c.canRead() {
 		return
 	}
-	futexWait(c.in.dataSeq, s, futexTimeout)
+	c.sleeping.Swap(true)
+	if c.rdeadline.Load() == dl {
+		futexWait(c.in.dataSeq, s, d)
+	}
+	c.sleeping.Store(false)
 }
 
 func (c *Conn) waitSpace() {
-	if c.spinUntil(c.canWrite) {
+	if c.spinUntil(c.canWrite, 0) {
 		return
 	}
 	s := atomic.LoadUint32(c.out.spaceSeq)
@@ -460,12 +499,16 @@ func (c *Conn) waitSpace() {
 	futexWait(c.out.spaceSeq, s, futexTimeout)
 }
 
-// spinUntil busy-polls cond for at most c.spin.
-func (c *Conn) spinUntil(cond func() bool) bool {
+// spinUntil busy-polls cond for at most c.spin, and not past the Unix-nanosecond time stop
+// (0: no such limit).
+func (c *Conn) spinUntil(cond func() bool, stop int64) bool {
 	if c.spin < 0 {
 		return false
 	}
 	deadline := time.Now().Add(c.spin)
+	if stop != 0 && stop < deadline.UnixNano() {
+		deadline = time.Unix(0, stop)
+	}
 	for {
 		for i := 0; i < 64; i++ {
 			if cond() {

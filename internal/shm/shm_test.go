@@ -508,3 +508,59 @@ func procThreads(pid int) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// SetReadDeadline ends a Read that waits, whether it spins or sleeps on the futex, and never
+// loses data: what is there is returned, and reading resumes once the deadline is cleared.
+func TestReadDeadline(t *testing.T) {
+	for _, spin := range []time.Duration{-1, 50 * time.Microsecond} {
+		t.Run(fmt.Sprint("spin=", spin), func(t *testing.T) {
+			a, b := inProcessPair(t, Options{Size: MinSize, Spin: spin})
+			buf := make([]byte, 16)
+
+			b.SetReadDeadline(time.Unix(1, 0))
+			if _, err := b.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Read past its deadline, no data: %v", err)
+			}
+			a.Write([]byte("data"))
+			if n, err := b.Read(buf); err != nil || string(buf[:n]) != "data" {
+				t.Fatalf("Read past its deadline with data there: %q, %v", buf[:n], err)
+			}
+
+			b.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+			start := time.Now()
+			if _, err := b.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Read with a 30 ms deadline: %v", err)
+			}
+			if d := time.Since(start); d < 25*time.Millisecond || d > 5*time.Second {
+				t.Errorf("Read with a 30 ms deadline returned after %v", d)
+			}
+
+			// A Read asleep with no deadline is woken by one set from another goroutine (the
+			// futex timeout, raised here, would otherwise wake it).
+			defer func(d time.Duration) { futexTimeout = d }(futexTimeout)
+			futexTimeout = time.Minute
+			b.SetReadDeadline(time.Time{})
+			done := make(chan error, 1)
+			go func() {
+				_, err := b.Read(buf)
+				done <- err
+			}()
+			time.Sleep(20 * time.Millisecond)
+			b.SetReadDeadline(time.Unix(1, 0))
+			select {
+			case err := <-done:
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("woken Read: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("SetReadDeadline did not wake a waiting Read")
+			}
+
+			b.SetReadDeadline(time.Time{})
+			a.Write([]byte("more"))
+			if n, err := b.Read(buf); err != nil || string(buf[:n]) != "more" {
+				t.Fatalf("Read after clearing the deadline: %q, %v", buf[:n], err)
+			}
+		})
+	}
+}

@@ -2,7 +2,9 @@ package wire
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -142,6 +144,72 @@ func FuzzReadFrameInto(f *testing.F) {
 				if sentinel[i] != 0xA5 {
 					t.Fatalf("wrote past the capacity it was given, at %d", i)
 				}
+			}
+		}
+	})
+}
+
+// stutterReader returns at most a few bytes per Read and, as the pattern says, fails some
+// Reads with a deadline error before reading anything: a reader that is interrupted anywhere.
+type stutterReader struct {
+	r       io.Reader
+	pattern []byte
+	i       int
+	cut     bool // the last Read was interrupted: the next one is not
+}
+
+func (s *stutterReader) Read(p []byte) (int, error) {
+	b := byte(0x35)
+	if len(s.pattern) > 0 {
+		b = s.pattern[s.i%len(s.pattern)]
+	}
+	s.i++
+	if b&1 == 1 && !s.cut {
+		s.cut = true
+		return 0, os.ErrDeadlineExceeded
+	}
+	s.cut = false
+	n := min(len(p), int(b>>1)+1)
+	if b&0x80 != 0 {
+		n = len(p) // sometimes whole buffers
+	}
+	return s.r.Read(p[:n])
+}
+
+// FuzzReadFrameInterrupted: a frame reader interrupted anywhere (a read deadline) and called
+// again yields exactly the frames and errors of one that never was, into reused buffers or not.
+func FuzzReadFrameInterrupted(f *testing.F) {
+	f.Add(frameBytes(KindCall, 2, append(AppendRequestHeader(nil, KindCall, time.Second, "m"), 1, 2)), []byte{1, 4, 3, 8}, uint16(8))
+	f.Add(append(frameBytes(KindResult, 2, bytes.Repeat([]byte{7}, 300)), frameBytes(KindLog, 0, AppendLog(nil, LogRecord{Message: "m"}))...), []byte{0x81, 3, 2}, uint16(400))
+	f.Fuzz(func(t *testing.T, stream, pattern []byte, capacity uint16) {
+		plain := NewConn(rwc{Reader: bytes.NewReader(stream), Writer: io.Discard}, 1<<16)
+		cut := NewConn(rwc{Reader: &stutterReader{r: bytes.NewReader(stream), pattern: pattern}, Writer: io.Discard}, 1<<16)
+		reused := make([]byte, 0, int(capacity))
+		hook := func(f Frame, n int) []byte { return reused[:0] }
+		if capacity%2 == 1 {
+			hook = nil
+		}
+		for {
+			want, werr := plain.ReadFrame()
+			var got Frame
+			var gerr error
+			for tries := 0; ; tries++ {
+				got, gerr = cut.ReadFrameInto(hook)
+				if !errors.Is(gerr, os.ErrDeadlineExceeded) {
+					break
+				}
+				if tries > 4*len(stream)+64 {
+					t.Fatal("no progress across interrupted reads")
+				}
+			}
+			if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
+				t.Fatalf("uninterrupted: %v, interrupted: %v", werr, gerr)
+			}
+			if werr != nil {
+				return
+			}
+			if got.Kind != want.Kind || got.ID != want.ID || !bytes.Equal(got.Body, want.Body) {
+				t.Fatalf("frames differ: %v %d %x vs %v %d %x", got.Kind, got.ID, got.Body, want.Kind, want.ID, want.Body)
 			}
 		}
 	})

@@ -130,6 +130,14 @@ type Conn struct {
 	maxRecv int
 	rhdr    [HeaderSize]byte
 
+	// A frame whose reading was interrupted (a read deadline) is resumed by the next
+	// ReadFrameInto: the header bytes read so far, then the frame and the body read so far.
+	rhdrN int
+	rf    Frame
+	rn    int    // body length
+	rbody []byte // body so far: len is what has been read
+	rcap  bool   // rbody is the caller's buffer (ReadFrameInto's hook), of capacity rn
+
 	wmu  sync.Mutex
 	wbuf []byte
 }
@@ -143,14 +151,6 @@ func NewConn(rw io.ReadWriteCloser, maxRecv int) *Conn {
 		maxRecv = HardMaxBody
 	}
 	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), maxRecv: maxRecv}
-}
-
-// NewConnReader is NewConn for a receiver that reads rw's incoming bytes through r (a wrapper
-// of rw's Read); frames are still written to rw directly, which keeps writev for sockets.
-func NewConnReader(rw io.ReadWriteCloser, r io.Reader, maxRecv int) *Conn {
-	c := NewConn(rw, maxRecv)
-	c.br = bufio.NewReaderSize(r, 64<<10)
-	return c
 }
 
 // Buffered is the number of bytes already read from the stream and not yet returned in a
@@ -168,35 +168,63 @@ func (c *Conn) ReadFrame() (Frame, error) { return c.ReadFrameInto(nil) }
 // validated header and body length, if it has the capacity, instead of a new allocation. buf may
 // return nil. A receiver that reuses buffers for large bodies saves allocating, zeroing and
 // collecting them.
+//
+// If the stream's Read fails with an error other than EOF (a read deadline, typically), the
+// frame read so far is kept and the next call resumes it, so that a reader may be interrupted
+// anywhere without losing its place in the stream.
 func (c *Conn) ReadFrameInto(buf func(f Frame, n int) []byte) (Frame, error) {
-	if _, err := io.ReadFull(c.br, c.rhdr[:]); err != nil {
-		if err == io.ErrUnexpectedEOF {
-			return Frame{}, protoErr("truncated frame header")
-		}
-		return Frame{}, err
-	}
-	f, n, err := ParseHeader(c.rhdr[:], c.maxRecv)
-	if err != nil {
-		return Frame{}, err
-	}
-	if buf != nil && n > 0 {
-		if b := buf(f, n); cap(b) >= n {
-			b = b[:n]
-			if got, err := io.ReadFull(c.br, b); err != nil {
-				if err == io.EOF || err == io.ErrUnexpectedEOF {
-					return Frame{}, protoErr("truncated frame body (%d of %d bytes)", got, n)
-				}
-				return Frame{}, err
+	if c.rhdrN < HeaderSize {
+		m, err := io.ReadFull(c.br, c.rhdr[c.rhdrN:])
+		c.rhdrN += m
+		if err != nil {
+			if c.rhdrN > 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+				return Frame{}, protoErr("truncated frame header")
 			}
-			f.Body = b
-			return f, nil
+			return Frame{}, err
+		}
+		f, n, err := ParseHeader(c.rhdr[:], c.maxRecv)
+		if err != nil {
+			return Frame{}, err
+		}
+		c.rf, c.rn, c.rbody, c.rcap = f, n, nil, false
+		if buf != nil && n > 0 {
+			if b := buf(f, n); cap(b) >= n {
+				c.rbody, c.rcap = b[:0], true
+			}
 		}
 	}
-	f.Body, err = readBody(c.br, n)
-	if err != nil {
+	if err := c.readBody(); err != nil {
 		return Frame{}, err
 	}
+	f := c.rf
+	f.Body = c.rbody
+	if c.rn == 0 {
+		f.Body = nil
+	}
+	c.rhdrN, c.rf, c.rbody = 0, Frame{}, nil
 	return f, nil
+}
+
+// readBody reads the rest of the current frame's body into c.rbody.
+func (c *Conn) readBody() error {
+	for len(c.rbody) < c.rn {
+		if !c.rcap && len(c.rbody) == cap(c.rbody) {
+			// Allocate only as data arrives (doubling, from at most allocStep), so an
+			// announced length costs nothing until its bytes are actually sent.
+			grow := min(c.rn-len(c.rbody), max(len(c.rbody), min(c.rn, allocStep)))
+			c.rbody = slices.Grow(c.rbody, grow)
+		}
+		end := min(c.rn, cap(c.rbody))
+		m, err := io.ReadFull(c.br, c.rbody[len(c.rbody):end])
+		c.rbody = c.rbody[:len(c.rbody)+m]
+		if err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return protoErr("truncated frame body (%d of %d bytes)", len(c.rbody), c.rn)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // ParseHeader validates a frame header against the spec and a body limit, returning the frame
@@ -220,31 +248,6 @@ func ParseHeader(h []byte, maxBody int) (Frame, int, error) {
 		return Frame{}, 0, fmt.Errorf("%w: %v body of %d bytes exceeds the limit of %d", ErrTooLarge, f.Kind, n, maxBody)
 	}
 	return f, int(n), nil
-}
-
-func readBody(r io.Reader, n int) ([]byte, error) {
-	if n == 0 {
-		return nil, nil
-	}
-	// Allocate only as data arrives (doubling, from at most allocStep), so an announced length
-	// costs nothing until its bytes are actually sent.
-	buf := make([]byte, min(n, allocStep))
-	got := 0
-	for {
-		m, err := io.ReadFull(r, buf[got:])
-		got += m
-		if err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return nil, protoErr("truncated frame body (%d of %d bytes)", got, n)
-			}
-			return nil, err
-		}
-		if got == n {
-			return buf, nil
-		}
-		grow := min(n-got, len(buf))
-		buf = slices.Grow(buf, grow)[:got+grow]
-	}
 }
 
 // smallWrite is the body size up to which header and body are copied into one buffer and written
