@@ -46,8 +46,8 @@ const maxImage = 1 << 30
 type Option func(*Backend)
 
 // Switchless carries the protocol over shared memory with bounded spinning instead of the
-// socket: calls return in about a microsecond instead of tens, at the price of CPU time spent
-// polling while calls are in flight (docs/shm.md).
+// socket: a small call returns in a few microseconds instead of tens, at the price of CPU time
+// spent polling while calls are in flight (docs/shm.md, docs/benchmarks.md).
 func Switchless() Option { return func(b *Backend) { b.switchless = true } }
 
 // InsecureNoSandbox starts the enclave without seccomp, landlock and namespaces. It exists for
