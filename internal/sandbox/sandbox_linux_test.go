@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,6 +24,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/asylo-go/asylo/internal/sandbox/seccomppolicy"
 )
 
 // childBin is a copy of the test binary in a world-traversable directory, so
@@ -533,7 +537,7 @@ func TestChildPanicAndExit(t *testing.T) {
 }
 
 func TestPolicyAssembles(t *testing.T) {
-	pol, names, err := buildPolicy(1)
+	pol, names, err := seccomppolicy.Build(runtime.GOARCH, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,5 +577,55 @@ func TestProbeAndProcAttr(t *testing.T) {
 	}
 	for _, w := range warns {
 		t.Logf("warning: %s", w)
+	}
+}
+
+// The program compiled into enclaves is exactly what go-seccomp-bpf assembles from the policy,
+// for any pid, and the generated files are up to date for every architecture.
+func TestPrecompiledFilter(t *testing.T) {
+	for _, pid := range []uint32{1, 77, 4194304} {
+		want, wantNames, err := seccomppolicy.Program(runtime.GOARCH, pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := slices.Clone(seccompFilter)
+		for _, i := range seccompPidAt {
+			got[i].K = pid
+		}
+		if len(got) != len(want) {
+			t.Fatalf("pid %d: %d instructions compiled in, the library assembles %d (run go generate)", pid, len(got), len(want))
+		}
+		for i := range want {
+			if g := got[i]; g.Code != want[i].Op || g.Jt != want[i].Jt || g.Jf != want[i].Jf || g.K != want[i].K {
+				t.Fatalf("pid %d: instruction %d is %+v, the library assembles %+v (run go generate)", pid, i, g, want[i])
+			}
+		}
+		if !slices.Equal(seccompAllowed, wantNames) {
+			t.Fatalf("allowed names differ from the policy's (run go generate)")
+		}
+	}
+	for _, goarch := range seccomppolicy.Arches {
+		want, err := seccomppolicy.Generate(goarch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile("zfilter_linux_" + goarch + ".go")
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("zfilter_linux_%s.go is not what the policy generates (run go generate in internal/sandbox): %v", goarch, err)
+		}
+	}
+}
+
+// Enclaves must not link the policy library (their trusted computing base): only the program
+// it assembled ahead of time.
+func TestEnclaveDoesNotLinkPolicyLibrary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/asylo-go/asylo/enclave").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "github.com/elastic/go-seccomp-bpf") || strings.HasPrefix(dep, "github.com/asylo-go/asylo/internal/sandbox/seccomppolicy") {
+			t.Errorf("package enclave links %s", dep)
+		}
 	}
 }

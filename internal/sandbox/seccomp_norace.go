@@ -1,6 +1,0 @@
-//go:build linux && !race
-
-package sandbox
-
-// extraAllowedSyscalls is empty in normal builds.
-var extraAllowedSyscalls []string

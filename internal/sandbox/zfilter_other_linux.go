@@ -1,0 +1,13 @@
+//go:build linux && !amd64 && !arm64
+
+package sandbox
+
+import "golang.org/x/sys/unix"
+
+// No seccomp policy is generated for this architecture (seccomppolicy.Arches): Restrict fails
+// rather than run an enclave without its system-call allowlist.
+var (
+	seccompFilter  []unix.SockFilter
+	seccompPidAt   []int
+	seccompAllowed []string
+)
