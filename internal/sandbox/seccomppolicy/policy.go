@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package seccomppolicy is the enclave sandbox's seccomp policy, written with
 // github.com/elastic/go-seccomp-bpf. It is not linked into enclaves: go generate in
 // internal/sandbox assembles it into a BPF program per architecture (zfilter_*.go), which the
