@@ -677,11 +677,12 @@ func (e *Enclave) readLoop() {
 		if err == nil {
 			err = e.handle(f)
 		}
-		e.rtok.Unlock()
 		if err != nil {
-			e.readFailed(err)
+			e.readFailed(err) // holding rtok: nobody reads past the failure
+			e.rtok.Unlock()
 			return
 		}
+		e.rtok.Unlock()
 	}
 }
 
@@ -786,10 +787,7 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 				err = e.handle(f)
 			}
 			if err != nil {
-				e.poll.SetReadDeadline(time.Time{})
-				e.rtok.Unlock()
-				reading = false
-				e.readFailed(err)
+				e.readFailed(err) // holding rtok: nobody reads past the failure
 				return result{}, false
 			}
 			select {
