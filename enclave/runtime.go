@@ -260,6 +260,8 @@ func (s *server) dispatch(f wire.Frame) (*call, error) {
 	c.arm()
 	s.calls[f.ID] = c
 	if f.Kind == wire.KindInit || f.Kind == wire.KindFinalize {
+		// Not on the reading goroutine: its host calls must not hand reading over.
+		c.claimed.Store(true)
 		go s.serveCall(c)
 		return nil, nil
 	}

@@ -96,3 +96,45 @@ func TestCallerReadInterrupt(t *testing.T) {
 		t.Errorf("want both outcomes, got %d succeeded and %d cancelled", ok, cancelled)
 	}
 }
+
+// timeApp makes a host call in Initialize and in Finalize, which run on goroutines of their own.
+type timeApp struct{ nopApp }
+
+func (timeApp) Initialize(ctx context.Context, _ []byte) error {
+	_, err := enclave.UntrustedTime(ctx)
+	return err
+}
+
+func (timeApp) Finalize(ctx context.Context, _ []byte) error {
+	_, err := enclave.UntrustedTime(ctx)
+	return err
+}
+
+// A host call from Initialize or Finalize must not start a second reader of the channel (only a
+// call running on the reading goroutine hands reading over): with two, frames are torn apart.
+func TestHostCallOutsideInlineCall(t *testing.T) {
+	be := inprocess.New(func() enclave.Application { return timeApp{} },
+		enclave.Handle("echo", func(_ context.Context, in []byte) ([]byte, error) { return in, nil }))
+	for range 3 {
+		e, err := host.Load(context.Background(), host.LoadConfig{Name: "t", Backend: be, Debug: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := range 200 {
+					in := bytes.Repeat([]byte{byte(g), byte(i)}, 100)
+					if out, err := e.Call(context.Background(), "echo", in); err != nil || !bytes.Equal(out, in) {
+						t.Errorf("echo: %d bytes, %v", len(out), err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err := e.Destroy(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
