@@ -72,7 +72,10 @@ func (w *watchdog) run(stop <-chan struct{}) {
 			if c := w.cur.Load(); c != nil && c.seen.Swap(true) {
 				c.handoff()
 			}
-			if n := w.starts.Load(); n != last || w.cur.Load() != nil {
+			// A call whose reading was handed off no longer needs watching: through a long
+			// call, the watchdog parks instead of ticking.
+			cur := w.cur.Load()
+			if n := w.starts.Load(); n != last || (cur != nil && !cur.claimed.Load()) {
 				quiet, last = 0, n
 			} else {
 				quiet++
@@ -82,7 +85,7 @@ func (w *watchdog) run(stop <-chan struct{}) {
 		w.running.Store(false)
 		// A call that started between the last check and running=false found the watchdog
 		// running and did not kick it: look again before parking.
-		if w.cur.Load() != nil && w.running.CompareAndSwap(false, true) {
+		if cur := w.cur.Load(); cur != nil && !cur.claimed.Load() && w.running.CompareAndSwap(false, true) {
 			select {
 			case w.kick <- struct{}{}:
 			default:
