@@ -196,7 +196,7 @@ type Enclave struct {
 	rtok     sync.Mutex    // held by whoever reads frames: readLoop or a caller
 	polling  atomic.Int32  // callers polling for their result
 	denied   atomic.Bool   // a polling caller found rtok taken
-	ownReads atomic.Uint64 // callers that started reading for themselves
+	ownReads atomic.Uint64 // callers that took rtok to read for themselves
 	waiting  atomic.Int32  // callers parked on their result: readLoop reads for them
 	kick     chan struct{} // wakes a readLoop that stepped aside for pollers
 
@@ -504,6 +504,10 @@ const spinWait = 20 * time.Microsecond
 // host call from a background goroutine) can wait up to two ticks after the last call ends.
 const readerTick = time.Millisecond
 
+// readerTickMax is the longest tick while one caller reads through a long call (which wakes the
+// read loop when it ends).
+const readerTickMax = 128 * time.Millisecond
+
 // frameGrace bounds how long a polling caller waits for the rest of a frame that has begun.
 const frameGrace = 10 * time.Millisecond
 
@@ -687,9 +691,20 @@ func (e *Enclave) readLoop() {
 }
 
 // stepAside waits until a caller parks (wakeReader), a tick in which no caller started reading
-// for itself, or the end. It reports false at the end.
+// for itself, or the end. It reports false at the end. While one caller goes on reading through
+// a long call (it reads whatever arrives), the ticks space out, up to readerTickMax.
 func (e *Enclave) stepAside() bool {
-	t := time.NewTicker(readerTick)
+	// A kick left by a caller that has had its result already must not end this at once; one
+	// that parked since the caller of this looked is seen in waiting.
+	select {
+	case <-e.kick:
+	default:
+	}
+	if e.waiting.Load() > 0 {
+		return true
+	}
+	wait := readerTick
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	last := e.ownReads.Load()
 	for {
@@ -697,15 +712,28 @@ func (e *Enclave) stepAside() bool {
 		case <-e.kick:
 			return true
 		case <-t.C:
-			// Callers came and read during the last tick: they will read what comes next too.
-			if n := e.ownReads.Load(); n != last {
-				last = n
-				continue
+			switch n := e.ownReads.Load(); {
+			case n != last: // callers came and read: they will read what comes next too
+				last, wait = n, readerTick
+			case e.polling.Load() > 0: // the same caller still reads
+				wait = min(2*wait, readerTickMax)
+			default:
+				return true
 			}
-			return true
+			t.Reset(wait)
 		case <-e.down:
 			return false
 		}
+	}
+}
+
+// releaseRead gives back the read token a caller took at start. A caller that read through a
+// long call wakes the read loop, whose ticks have spaced out meanwhile; after a short one the
+// read loop's next tick is near, and a wake-up would cost more than the call.
+func (e *Enclave) releaseRead(start time.Time) {
+	e.rtok.Unlock()
+	if time.Since(start) > readerTick {
+		e.wakeReader()
 	}
 }
 
@@ -741,14 +769,14 @@ func (e *Enclave) readFailed(err error) {
 // Once it has the read token it keeps it until it returns; other polling callers meanwhile get
 // their results from it, as from the read loop.
 func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
-	e.ownReads.Add(1)
 	e.polling.Add(1)
 	defer e.polling.Add(-1)
 	reading := false
+	var start time.Time
 	defer func() {
 		if reading {
 			e.poll.SetReadDeadline(time.Time{})
-			e.rtok.Unlock()
+			e.releaseRead(start)
 		}
 	}()
 	deadline := time.Now().Add(spinWait)
@@ -766,7 +794,8 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 					}
 					continue
 				}
-				reading = true
+				reading, start = true, time.Now()
+				e.ownReads.Add(1)
 				select {
 				case <-e.down: // the end was read already
 					return result{}, false
@@ -809,7 +838,6 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 // 16). The end of ctx interrupts the Read; the frame reader resumes a frame cut short on its next
 // call. It reports false if the caller must wait for its result from someone else.
 func (e *Enclave) readOwn(ctx context.Context, id uint64, ch chan result) (result, bool) {
-	e.ownReads.Add(1)
 	e.polling.Add(1)
 	defer e.polling.Add(-1)
 	if !e.rtok.TryLock() {
@@ -818,7 +846,8 @@ func (e *Enclave) readOwn(ctx context.Context, id uint64, ch chan result) (resul
 		}
 		return result{}, false
 	}
-	defer e.rtok.Unlock()
+	e.ownReads.Add(1)
+	defer e.releaseRead(time.Now())
 	select {
 	case <-e.down: // the end was read already
 		return result{}, false
