@@ -793,3 +793,53 @@ func TestIdleEnclaveRSS(t *testing.T) {
 		t.Errorf("idle enclave VmRSS = %.1f MiB, want < 15 MiB", float64(rss)/mib)
 	}
 }
+
+// TestIdleEnclaveCPU: once calls stop, neither the enclave nor the host's side of it keeps
+// working (no ticking watchdog, no spinning, no read loop waking on a timer), on the socket and
+// on shared memory. Measured over a second after a burst of calls and after a long call.
+func TestIdleEnclaveCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads an enclave")
+	}
+	for _, tc := range []struct {
+		name string
+		opts []sim.Option
+	}{{"sock", nil}, {"shm", []sim.Option{sim.Switchless()}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := host.Load(context.Background(), host.LoadConfig{Path: testEnclave(t), Backend: sim.New(tc.opts...), Debug: true, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Destroy(context.Background(), nil)
+			pid, _ := e.Process()
+			for range 2000 {
+				if _, err := e.Call(context.Background(), "echo", []byte("x")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			measure := func(what string) {
+				time.Sleep(100 * time.Millisecond) // let spinning and ticking wind down
+				m := cpuMeter{pid: pid}
+				m.start()
+				time.Sleep(time.Second)
+				m.stop()
+				t.Logf("%s: host %v, enclave %v in one second", what, m.host, m.peer)
+				// A busy-polling or ticking side uses tens to hundreds of milliseconds; allow
+				// for the Go runtime's own background work and a loaded machine.
+				if m.host > 30*time.Millisecond || m.peer > 30*time.Millisecond {
+					t.Errorf("%s: host %v, enclave %v of CPU in one second", what, m.host, m.peer)
+				}
+			}
+			measure("idle after calls")
+			done := make(chan error, 1)
+			go func() {
+				_, err := e.Call(context.Background(), "sleep", []byte("1500ms"))
+				done <- err
+			}()
+			measure("through a long call")
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
