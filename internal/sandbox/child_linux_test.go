@@ -318,11 +318,9 @@ func childForbidden() {
 		f.Close()
 	}
 	record("open_etc_passwd", err)
-	raw("sys_open", unix.SYS_OPEN, path("/etc/passwd"), unix.O_RDONLY)
 	raw("sys_openat", unix.SYS_OPENAT, atFDCWD, path("/etc/passwd"), unix.O_RDONLY)
 	how := unix.OpenHow{Flags: unix.O_RDONLY}
 	raw("sys_openat2", unix.SYS_OPENAT2, atFDCWD, path("/etc/passwd"), uintptr(unsafe.Pointer(&how)), unsafe.Sizeof(how))
-	raw("sys_creat", unix.SYS_CREAT, path(filepath.Join(tmp, "creat")), 0o644)
 	record("create_tmp_file", os.WriteFile(filepath.Join(tmp, "created-by-child"), []byte("x"), 0o644))
 	record("mkdir", unix.Mkdir(filepath.Join(tmp, "dir"), 0o755))
 	record("unlink", unix.Unlink(filepath.Join(tmp, "keep")))
@@ -369,8 +367,7 @@ func childForbidden() {
 	record("execve_bin_true", unix.Exec("/bin/true", []string{"true"}, nil))
 	raw("execveat", unix.SYS_EXECVEAT, atFDCWD, path("/bin/true"), 0, 0, 0)
 	record("os_exec_bin_true", exec.Command("/bin/true").Run())
-	rawFork("fork", unix.SYS_FORK, 0)
-	rawFork("vfork", unix.SYS_VFORK, 0)
+	legacyProbes(path, tmp) // open, creat, fork, vfork where the architecture has them
 	rawFork("clone_no_thread", unix.SYS_CLONE, uintptr(unix.SIGCHLD))
 	rawFork("clone_vm_vfork", unix.SYS_CLONE, uintptr(unix.CLONE_VM|unix.CLONE_VFORK|unix.SIGCHLD))
 	raw("clone3", unix.SYS_CLONE3, 0, 0)
