@@ -192,7 +192,7 @@ type Enclave struct {
 	// Callers read their results themselves when nobody else is reading (design note 16):
 	// polling a switchless channel (pollResult), or blocking in a socket's Read (readOwn).
 	poll     pollable      // the channel, if it spins and can be polled; else nil
-	intr     *interrupter  // for a channel with read deadlines that does not spin
+	intr     *interrupter  // for a channel with read deadlines
 	rtok     sync.Mutex    // held by whoever reads frames: readLoop or a caller
 	polling  atomic.Int32  // callers polling for their result
 	denied   atomic.Bool   // a polling caller found rtok taken
@@ -274,7 +274,7 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 	if s, ok := inst.(interface{ Spins() bool }); ok && s.Spins() {
 		e.poll, _ = ch.(pollable)
 	}
-	if dl, ok := ch.(interface{ SetReadDeadline(time.Time) error }); ok && e.poll == nil {
+	if dl, ok := ch.(interface{ SetReadDeadline(time.Time) error }); ok {
 		e.intr = &interrupter{dl: dl}
 	}
 	if err := e.handshake(ctx); err != nil {
@@ -577,7 +577,9 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 		var ok bool
 		if e.poll != nil {
 			r, ok = e.pollResult(ch)
-		} else {
+		}
+		if !ok && e.intr != nil {
+			// A socket, or a switchless call that outlasted the polling: read, blocking.
 			r, ok = e.readOwn(ctx, id, ch)
 		}
 		if ok {
