@@ -781,7 +781,8 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 			e.releaseRead(start)
 		}
 	}()
-	deadline := time.Now().Add(spinWait)
+	now := time.Now() // one clock reading for the poll's limits (the clock is not free here)
+	deadline := now.Add(spinWait)
 	for {
 		for range 64 {
 			if !reading {
@@ -796,7 +797,7 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 					}
 					continue
 				}
-				reading, start = true, time.Now()
+				reading, start = true, now
 				e.ownReads.Add(1)
 				select {
 				case <-e.down: // the end was read already
@@ -805,7 +806,7 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 				}
 				// A frame that stalls half-way (a hostile enclave) must not hold the caller:
 				// past this, the read stops, and whoever reads next resumes the frame.
-				e.poll.SetReadDeadline(time.Now().Add(frameGrace))
+				e.poll.SetReadDeadline(deadline.Add(frameGrace))
 			}
 			if e.conn.Buffered() == 0 && !e.poll.Readable() {
 				continue
