@@ -804,8 +804,9 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 					return result{}, false
 				default:
 				}
-				// A frame that stalls half-way (a hostile enclave) must not hold the caller:
-				// past this, the read stops, and whoever reads next resumes the frame.
+				// A frame that stalls half-way (a hostile enclave) must not hold a polling
+				// caller: past this, the read stops, and whoever reads next resumes the frame
+				// (the caller itself, in readOwn, where its context can interrupt it).
 				e.poll.SetReadDeadline(deadline.Add(frameGrace))
 			}
 			if e.conn.Buffered() == 0 && !e.poll.Readable() {
@@ -813,7 +814,7 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 			}
 			f, err := e.conn.ReadFrameInto(e.resultBody)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return result{}, false // the frame stalled; park, the read loop resumes it
+				return result{}, false // the frame stalled: stop polling (it is resumed later)
 			}
 			if err == nil {
 				err = e.handle(f)
