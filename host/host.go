@@ -17,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -829,11 +828,13 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 			default:
 			}
 		}
+		// No runtime.Gosched between rounds: with the read loop aside, another P is idle, and
+		// yielding makes the runtime wake a thread for it (a futex call in the middle of the
+		// poll). Goroutines readied here (host calls) start on that P anyway, and a poll ends
+		// within spinWait.
 		if !time.Now().Before(deadline) {
 			return result{}, false
 		}
-		// Let goroutines readied here (host calls) run on this P between rounds.
-		runtime.Gosched()
 	}
 }
 
