@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/asylo-go/asylo/enclave"
 	"github.com/asylo-go/asylo/host"
 	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/internal/conformance"
 	"github.com/asylo-go/asylo/internal/shm"
 )
 
@@ -63,33 +65,6 @@ func (nopApp) Initialize(context.Context, []byte) error    { return nil }
 func (nopApp) Run(context.Context, []byte) ([]byte, error) { return nil, nil }
 func (nopApp) Finalize(context.Context, []byte) error      { return nil }
 
-// recordHandler keeps the messages of the records it receives.
-type recordHandler struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *recordHandler) WithGroup(string) slog.Handler            { return h }
-func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.msgs = append(h.msgs, r.Message)
-	return nil
-}
-
-func (h *recordHandler) has(msg string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, m := range h.msgs {
-		if m == msg {
-			return true
-		}
-	}
-	return false
-}
-
 // On a switchless channel callers read their own results, and the host's read loop steps
 // aside while they do. Frames the enclave sends outside any call must still be read, calls
 // that outlast the callers' polling must still get their results, and many callers at once
@@ -111,8 +86,8 @@ func TestSwitchlessReading(t *testing.T) {
 			return nil, nil
 		}),
 	}}
-	rec := &recordHandler{}
-	e, err := host.Load(context.Background(), host.LoadConfig{Name: "t", Backend: be, Debug: true, Logger: slog.New(rec)})
+	var logs conformance.SyncBuffer
+	e, err := host.Load(context.Background(), host.LoadConfig{Name: "t", Backend: be, Debug: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +107,7 @@ func TestSwitchlessReading(t *testing.T) {
 	// No call is in flight now: the log record is read by the read loop, once it looks again.
 	close(later)
 	deadline := time.Now().Add(10 * time.Second)
-	for !rec.has("after the burst") {
+	for !strings.Contains(logs.String(), "after the burst") {
 		if time.Now().After(deadline) {
 			t.Fatal("a log record sent after a burst of calls never arrived")
 		}
