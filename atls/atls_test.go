@@ -22,6 +22,7 @@ import (
 	"github.com/asylo-go/asylo/attest"
 	"github.com/asylo-go/asylo/backend/sim/platform"
 	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/internal/tlstest"
 	"github.com/asylo-go/asylo/policy"
 	"github.com/asylo-go/asylo/verify"
 )
@@ -336,7 +337,7 @@ func TestRefusals(t *testing.T) {
 
 func TestPlainClientSeesCertificate(t *testing.T) {
 	p := newPlatform(t)
-	addr := handshakeServer(t, serverConfig(t, simAttester(p, measA, time.Now)))
+	addr := tlstest.HandshakeServer(t, serverConfig(t, simAttester(p, measA, time.Now)))
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,12 @@
 package atls_test
 
 import (
-	"crypto/tls"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/asylo-go/asylo/internal/tlstest"
 )
 
 // OpenSSL, a client that knows nothing of attestation, completes the handshake with an attested
@@ -16,7 +17,7 @@ func TestOpenSSLClient(t *testing.T) {
 		t.Skip("openssl not installed")
 	}
 	p := newPlatform(t)
-	addr := handshakeServer(t, serverConfig(t, simAttester(p, measA, time.Now)))
+	addr := tlstest.HandshakeServer(t, serverConfig(t, simAttester(p, measA, time.Now)))
 	cmd := exec.Command(openssl, "s_client", "-connect", addr, "-tls1_3", "-showcerts")
 	cmd.Stdin = strings.NewReader("")
 	out, err := cmd.CombinedOutput()
@@ -38,25 +39,4 @@ func TestOpenSSLClient(t *testing.T) {
 	if !strings.Contains(string(text), "2.23.133.5.4.9") {
 		t.Errorf("openssl does not show the evidence extension 2.23.133.5.4.9:\n%s", text)
 	}
-}
-
-// handshakeServer serves TLS handshakes with cfg on loopback until the test ends, closing each
-// connection after its handshake, and returns its address.
-func handshakeServer(t *testing.T, cfg *tls.Config) string {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { c.(*tls.Conn).Handshake(); c.Close() }()
-		}
-	}()
-	return ln.Addr().String()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/asylo-go/asylo/atls"
 	"github.com/asylo-go/asylo/backend/sim/platform"
 	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/internal/tlstest"
 )
 
 // verify-peer against a live attested TLS endpoint backed by a sim platform.
@@ -42,7 +43,7 @@ func TestVerifyPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := handshakeServer(t, cfg)
+	addr := tlstest.HandshakeServer(t, cfg)
 	run := func(args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
 		code := Main(context.Background(), args, strings.NewReader(""), &out, &errOut)
@@ -60,34 +61,13 @@ func TestVerifyPeer(t *testing.T) {
 		t.Errorf("policy refusing: exit %d, %s", code, errOut)
 	}
 	// A plain TLS server without evidence is refused.
-	plain := handshakeServer(t, &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}})
+	plain := tlstest.HandshakeServer(t, &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}})
 	if code, _, errOut := run("verify-peer", "--policy", anyPol, "--sim-root", root, plain); code != 1 || !strings.Contains(errOut, "evidence") {
 		t.Errorf("plain TLS server: exit %d, %s", code, errOut)
 	}
 	if code, _, _ := run("verify-peer", addr); code != 2 {
 		t.Errorf("no policy: exit %d, want 2", code)
 	}
-}
-
-// handshakeServer serves TLS handshakes with cfg on loopback until the test ends, closing each
-// connection after its handshake, and returns its address.
-func handshakeServer(t *testing.T, cfg *tls.Config) string {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { c.(*tls.Conn).Handshake(); c.Close() }()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 func selfSigned(t *testing.T) tls.Certificate {
