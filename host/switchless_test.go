@@ -140,3 +140,29 @@ func TestSwitchlessReading(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A small call allocates six objects across both runtimes; the enclave's per-call context and
+// the host's recycled pending calls keep it there (docs/benchmarks.md).
+func TestCallAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	be := shmBackend{opts: []enclave.Option{
+		enclave.Handle("echo", func(_ context.Context, in []byte) ([]byte, error) { return in, nil }),
+	}}
+	e, err := host.Load(context.Background(), host.LoadConfig{Name: "t", Backend: be, Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(context.Background(), nil)
+	in := make([]byte, 64)
+	allocs := testing.AllocsPerRun(2000, func() {
+		if _, err := e.Call(context.Background(), "echo", in); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%.2f allocations per call, both sides", allocs)
+	if allocs > 7 {
+		t.Errorf("%.2f allocations per call, want at most 7 (it was 12 before the per-call context)", allocs)
+	}
+}
