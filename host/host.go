@@ -672,11 +672,9 @@ func (e *Enclave) readLoop() {
 			continue
 		}
 		e.rtok.Lock()
-		select {
-		case <-e.down: // a polling caller read the end of the channel
+		if e.isDown() { // a caller read the end of the channel
 			e.rtok.Unlock()
 			return
-		default:
 		}
 		f, err := e.conn.ReadFrameInto(e.resultBody)
 		if err == nil {
@@ -725,6 +723,29 @@ func (e *Enclave) stepAside() bool {
 		case <-e.down:
 			return false
 		}
+	}
+}
+
+// takeRead takes the read token for a caller that reads for itself, if nobody holds it; if
+// somebody does, it tells the read loop that a caller wanted it.
+func (e *Enclave) takeRead() bool {
+	if e.rtok.TryLock() {
+		e.ownReads.Add(1)
+		return true
+	}
+	if !e.denied.Load() {
+		e.denied.Store(true)
+	}
+	return false
+}
+
+// isDown reports whether the Enclave has ended (lost or destroyed).
+func (e *Enclave) isDown() bool {
+	select {
+	case <-e.down:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -790,18 +811,12 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 					return r, true
 				default:
 				}
-				if !e.rtok.TryLock() {
-					if !e.denied.Load() {
-						e.denied.Store(true)
-					}
+				if !e.takeRead() {
 					continue
 				}
 				reading, start = true, now
-				e.ownReads.Add(1)
-				select {
-				case <-e.down: // the end was read already
+				if e.isDown() { // the end was read already
 					return result{}, false
-				default:
 				}
 				// A frame that stalls half-way (a hostile enclave) must not hold a polling
 				// caller: past this, the read stops, and whoever reads next resumes the frame
@@ -845,18 +860,12 @@ func (e *Enclave) pollResult(ch chan result) (r result, ok bool) {
 func (e *Enclave) readOwn(ctx context.Context, id uint64, ch chan result) (result, bool) {
 	e.polling.Add(1)
 	defer e.polling.Add(-1)
-	if !e.rtok.TryLock() {
-		if !e.denied.Load() {
-			e.denied.Store(true)
-		}
+	if !e.takeRead() {
 		return result{}, false
 	}
-	e.ownReads.Add(1)
 	defer e.releaseRead(time.Now())
-	select {
-	case <-e.down: // the end was read already
+	if e.isDown() { // the end was read already
 		return result{}, false
-	default:
 	}
 	if ctx.Done() != nil {
 		e.intr.own(id)
