@@ -90,6 +90,16 @@ type ConnPasser interface {
 	PassConn(c net.Conn) (token uint64, err error)
 }
 
+// Notifier is implemented by instances with an attention channel beside the protocol channel
+// (docs/wire.md, "Attention"). The host calls Notify right after it writes a frame while other
+// calls are in flight, with the number of frames it has written whole so far: the enclave's
+// runtime may be running a call on the goroutine that reads, and if frames are unread it hands
+// reading to another goroutine. Without an attention channel the runtime looks for long calls
+// with a ticking watchdog instead. Notify never blocks.
+type Notifier interface {
+	Notify(sent uint64)
+}
+
 // ExitError reports an enclave that exited with a non-zero status or was killed by a signal.
 type ExitError struct {
 	// Code is the exit status, or -1 if the process was killed by a signal.

@@ -50,6 +50,9 @@ type options struct {
 	borrowed map[string]bool // handlers registered with HandleBorrowed
 	maxCalls int
 	maxBody  int
+	// attention is the attention channel (docs/wire.md, "Attention"), when the back-end gives
+	// one; without it a watchdog looks for calls that hold up reading.
+	attention io.ReadCloser
 }
 
 // Handle registers h for calls named name. Names are 1-128 characters of [A-Za-z0-9_.:/-];
@@ -158,11 +161,38 @@ func Run(app Application, opts ...Option) {
 		fmt.Fprintln(os.Stderr, "asylo enclave:", err)
 		os.Exit(2)
 	}
+	attn, err := attentionChannel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "asylo enclave:", err)
+		os.Exit(2)
+	}
+	if attn != nil {
+		opts = append(opts[:len(opts):len(opts)], func(o *options) error { o.attention = attn; return nil })
+	}
 	if err := Serve(context.Background(), rw, app, opts...); err != nil {
 		fmt.Fprintln(os.Stderr, "asylo enclave:", err)
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// attentionChannel opens the attention socket the back-end handed to this process, if any.
+func attentionChannel() (io.ReadCloser, error) {
+	v, ok := os.LookupEnv(wire.EnvAttention)
+	if !ok {
+		return nil, nil
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 || fd > 1024 {
+		return nil, fmt.Errorf("bad %s=%q", wire.EnvAttention, v)
+	}
+	f := os.NewFile(uintptr(fd), "asylo-attention")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("opening the attention channel: %w", err)
+	}
+	return c, nil
 }
 
 // hostChannel opens the channel the back-end handed to this process.

@@ -1,6 +1,8 @@
 package enclave
 
 import (
+	"encoding/binary"
+	"io"
 	"sync/atomic"
 	"time"
 )
@@ -29,18 +31,40 @@ func (c *call) handoff() {
 	}
 }
 
-// watchdog is the state shared by the reading goroutine and the watchdog goroutine.
+// watchdog is the state shared by the reading goroutine and whoever makes it hand reading off:
+// the attention goroutine (attend), or the watchdog goroutine (run) when there is no attention
+// channel.
 type watchdog struct {
 	cur     atomic.Pointer[call]
 	starts  atomic.Uint64 // calls started inline, to tell a busy enclave from an idle one
 	running atomic.Bool   // the watchdog goroutine is ticking
 	kick    chan struct{}
+
+	// With an attention channel (design note 17) nothing ticks: the host notifies the enclave
+	// when it sends a frame while calls are in flight, with the number of frames it has sent.
+	attentive atomic.Bool
+	sent      atomic.Uint64 // the highest count of frames sent the host notified
 }
 
-// start records c as running inline and makes sure the watchdog ticks.
-func (w *watchdog) start(c *call) {
+// start records c as running inline and makes sure someone will hand reading off if c holds it
+// up. read is the number of frames read so far.
+func (w *watchdog) start(c *call, read uint64) {
 	w.cur.Store(c)
+	if w.attentive.Load() {
+		// A frame the host sent is still unread, and c would hold it up: hand reading off.
+		// This load follows the store of cur, and attend stores sent before it loads cur, so
+		// one of the two sees the other.
+		if read < w.sent.Load() {
+			c.handoff()
+		}
+		return
+	}
 	w.starts.Add(1)
+	w.wake()
+}
+
+// wake makes sure the watchdog goroutine ticks.
+func (w *watchdog) wake() {
 	if !w.running.Load() && w.running.CompareAndSwap(false, true) {
 		select {
 		case w.kick <- struct{}{}:
@@ -90,6 +114,32 @@ func (w *watchdog) run(stop <-chan struct{}) {
 			case w.kick <- struct{}{}:
 			default:
 			}
+		}
+	}
+}
+
+// attend reads the attention channel (docs/wire.md, "Attention"). Each notification carries the
+// number of frames the host had sent when it wrote it: if some are still unread while a call runs
+// on the reading goroutine, that call hands reading off. If the channel fails or carries anything
+// but 8-byte notifications, the watchdog takes over.
+func (s *server) attend(r io.Reader) {
+	var buf [16]byte
+	for {
+		n, err := r.Read(buf[:])
+		if err != nil || n != 8 {
+			s.watch.attentive.Store(false)
+			s.watch.wake() // a call running now is watched from here on
+			return
+		}
+		sent := binary.LittleEndian.Uint64(buf[:8])
+		for {
+			old := s.watch.sent.Load()
+			if sent <= old || s.watch.sent.CompareAndSwap(old, sent) {
+				break
+			}
+		}
+		if c := s.watch.cur.Load(); c != nil && s.conn.FramesRead() < sent {
+			c.handoff()
 		}
 	}
 }

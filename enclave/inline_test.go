@@ -14,7 +14,7 @@ func TestWatchdogParksDuringHandedOffCall(t *testing.T) {
 	go w.run(stop)
 	c := &call{}
 	c.claimed.Store(true) // handed off: another goroutine reads
-	w.start(c)
+	w.start(c, 0)
 	deadline := time.Now().Add(5 * time.Second)
 	for w.running.Load() {
 		if time.Now().After(deadline) {
@@ -30,7 +30,7 @@ func TestWatchdogParksDuringHandedOffCall(t *testing.T) {
 	}
 	// A call that still runs on the reading goroutine wakes it.
 	c2 := &call{}
-	w.start(c2)
+	w.start(c2, 0)
 	if !w.running.Load() {
 		t.Fatal("a new inline call did not start the watchdog")
 	}

@@ -112,6 +112,9 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, app Application, opts ...
 	s.logger = slog.New(&logHandler{s: s, level: slog.LevelInfo})
 	err := s.serve()
 	s.conn.Close()
+	if o.attention != nil {
+		o.attention.Close()
+	}
 	s.closeHostCalls(err)
 	return err
 }
@@ -122,6 +125,10 @@ func (s *server) serve() error {
 		return fmt.Errorf("enclave: sending HELLO: %w", err)
 	}
 	go s.watch.run(s.closed)
+	if s.opts.attention != nil {
+		s.watch.attentive.Store(true)
+		go s.attend(s.opts.attention)
+	}
 	go s.reader()
 	select {
 	case err := <-s.readErr:
@@ -149,7 +156,7 @@ var errHandedOff = errors.New("reader role handed off")
 // starts a host call (whose answer someone must read), a new goroutine takes over reading. It
 // reports whether this goroutine is still the reader.
 func (s *server) runInline(c *call) bool {
-	s.watch.start(c)
+	s.watch.start(c, s.conn.FramesRead())
 	s.serveCall(c)
 	s.watch.end(c)
 	return c.claimed.CompareAndSwap(false, true)

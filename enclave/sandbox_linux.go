@@ -24,7 +24,7 @@ func init() {
 	}
 	// Only what the launch contract names may cross into the sandbox.
 	var keep []int
-	for _, name := range []string{wire.EnvChannel, wire.EnvSharedMemory, wire.EnvConnPass} {
+	for _, name := range []string{wire.EnvChannel, wire.EnvSharedMemory, wire.EnvConnPass, wire.EnvAttention} {
 		if fd, err := strconv.Atoi(os.Getenv(name)); err == nil {
 			keep = append(keep, fd)
 		}

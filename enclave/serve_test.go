@@ -3,11 +3,15 @@ package enclave_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/asylo-go/asylo/enclave"
 	"github.com/asylo-go/asylo/internal/wire"
@@ -23,12 +27,37 @@ func (nopApp) Finalize(context.Context, []byte) error           { return nil }
 type hostile struct {
 	t    *testing.T
 	c    *wire.Conn
+	raw  net.Conn
 	done chan error
 }
 
 func startServe(t *testing.T, opts ...enclave.Option) *hostile {
 	a, b := net.Pipe()
-	h := &hostile{t: t, c: wire.NewConn(a, 0), done: make(chan error, 1)}
+	return startServeOn(t, a, b, opts...)
+}
+
+// socketPair is a connected pair of unix sockets of type typ: unlike net.Pipe, a write does not
+// wait for the reader.
+func socketPair(t *testing.T, typ int) (net.Conn, net.Conn) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		c[i], err = net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c[0], c[1]
+}
+
+func startServeOn(t *testing.T, a, b net.Conn, opts ...enclave.Option) *hostile {
+	h := &hostile{t: t, c: wire.NewConn(a, 0), raw: a, done: make(chan error, 1)}
 	go func() { h.done <- enclave.Serve(context.Background(), b, nopApp{}, opts...) }()
 	f, err := h.c.ReadFrame()
 	if err != nil || f.Kind != wire.KindHello {
@@ -47,6 +76,8 @@ func (h *hostile) send(kind wire.Kind, id uint64, body ...[]byte) {
 
 func (h *hostile) result(id uint64) (wire.Status, string) {
 	h.t.Helper()
+	h.raw.SetReadDeadline(time.Now().Add(20 * time.Second)) // fail, not hang
+	defer h.raw.SetReadDeadline(time.Time{})
 	f, err := h.c.ReadFrame()
 	if err != nil || f.Kind != wire.KindResult || f.ID != id {
 		h.t.Fatalf("want RESULT %d, got %v %d %v", id, f.Kind, f.ID, err)
@@ -232,5 +263,98 @@ func TestLongCallHandsOffReading(t *testing.T) {
 		if st, _ := h.result(wait); st != wire.StatusCanceled {
 			t.Fatalf("cancelled blocked call: %v", st)
 		}
+	}
+}
+
+// attentionHost is a hostile host with an attention channel (docs/wire.md, "Attention").
+type attentionHost struct {
+	*hostile
+	attn net.Conn
+}
+
+func startAttentive(t *testing.T) *attentionHost {
+	ca, cb := socketPair(t, unix.SOCK_STREAM)
+	a, b := socketPair(t, unix.SOCK_SEQPACKET)
+	h := &attentionHost{hostile: startServeOn(t, ca, cb,
+		enclave.WithAttention(b),
+		enclave.Handle("wait", func(ctx context.Context, _ []byte) ([]byte, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}),
+		enclave.Handle("echo", func(_ context.Context, in []byte) ([]byte, error) { return in, nil }),
+	), attn: a}
+	t.Cleanup(func() { a.Close() })
+	h.send(wire.KindInit, 1, wire.AppendInit(nil, wire.InitParams{}))
+	h.result(1)
+	return h
+}
+
+// notify sends the count of frames sent so far, plus ahead.
+func (h *attentionHost) notify(ahead uint64) {
+	h.t.Helper()
+	if _, err := h.attn.Write(binary.LittleEndian.AppendUint64(nil, h.c.FramesWritten()+ahead)); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// nothingFor fails if the enclave sends a frame within d.
+func (h *attentionHost) nothingFor(d time.Duration) {
+	h.t.Helper()
+	h.raw.SetReadDeadline(time.Now().Add(d))
+	defer h.raw.SetReadDeadline(time.Time{})
+	f, err := h.c.ReadFrame() // interrupted by the deadline, it resumes at the next read
+	if err == nil {
+		h.t.Fatalf("unexpected %v %d: reading was handed off without a notification", f.Kind, f.ID)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		h.t.Fatal(err)
+	}
+}
+
+// With an attention channel, nothing ticks: a call blocked on the reading goroutine holds up the
+// frames behind it until the host notifies; then reading is handed off and they get through,
+// CANCEL included.
+func TestAttentionHandsOffReading(t *testing.T) {
+	h := startAttentive(t)
+	h.send(wire.KindCall, 2, wire.AppendRequestHeader(nil, wire.KindCall, 0, "wait"))
+	h.send(wire.KindCall, 3, wire.AppendRequestHeader(nil, wire.KindCall, 0, "echo"), []byte("x"))
+	h.nothingFor(300 * time.Millisecond)
+	h.notify(0)
+	if st, out := h.result(3); st != wire.StatusOK || out != "x" {
+		t.Fatalf("call behind a blocked one: %v %q", st, out)
+	}
+	// A notification that arrives before the reader starts the call it is about: the reader
+	// sees it when it starts the call.
+	h.notify(2) // for the CALL and the echo below, not yet sent
+	time.Sleep(50 * time.Millisecond)
+	h.send(wire.KindCall, 4, wire.AppendRequestHeader(nil, wire.KindCall, 0, "wait"))
+	h.send(wire.KindCall, 5, wire.AppendRequestHeader(nil, wire.KindCall, 0, "echo"), []byte("y"))
+	if st, out := h.result(5); st != wire.StatusOK || out != "y" {
+		t.Fatalf("call behind a blocked one, notified early: %v %q", st, out)
+	}
+	for _, id := range []uint64{2, 4} {
+		h.send(wire.KindCancel, id)
+		h.notify(0)
+		if st, _ := h.result(id); st != wire.StatusCanceled {
+			t.Fatalf("cancelled blocked call %d: %v", id, st)
+		}
+	}
+}
+
+// A malformed notification ends the attention channel, and the watchdog takes over.
+func TestAttentionMalformedFallsBack(t *testing.T) {
+	h := startAttentive(t)
+	if _, err := h.attn.Write([]byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	h.send(wire.KindCall, 2, wire.AppendRequestHeader(nil, wire.KindCall, 0, "wait"))
+	h.send(wire.KindCall, 3, wire.AppendRequestHeader(nil, wire.KindCall, 0, "echo"), []byte("x"))
+	if st, out := h.result(3); st != wire.StatusOK || out != "x" {
+		t.Fatalf("call behind a blocked one: %v %q", st, out)
+	}
+	h.send(wire.KindCancel, 2)
+	if st, _ := h.result(2); st != wire.StatusCanceled {
+		t.Fatalf("cancelled blocked call: %v", st)
 	}
 }

@@ -200,6 +200,11 @@ type Enclave struct {
 	kick     chan struct{} // wakes a readLoop that stepped aside for pollers
 
 	spare wire.Spare // reused buffer for the large results of CallInto
+
+	// notifier, if the back-end has an attention channel: rung after a frame written while
+	// other calls are in flight (docs/wire.md, "Attention").
+	notifier backend.Notifier
+	notified atomic.Uint64 // notifications sent, for tests
 }
 
 // resultBody is the wire.Conn buffer hook: the reused buffer for a large RESULT of a CallInto.
@@ -276,6 +281,7 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 	if dl, ok := ch.(interface{ SetReadDeadline(time.Time) error }); ok {
 		e.intr = &interrupter{dl: dl}
 	}
+	e.notifier, _ = inst.(backend.Notifier)
 	if err := e.handshake(ctx); err != nil {
 		e.kill()
 		return nil, fmt.Errorf("host: loading %s: %w", cfg.Name, err)
@@ -549,6 +555,10 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 	}
 	e.nextID++
 	id := e.nextID
+	// Another call in flight may be running on the enclave's reading goroutine: this frame then
+	// needs the enclave's attention. A lone call needs none, which keeps the common case free of
+	// the notification (and of the watchdog it replaces).
+	busy := len(e.pending) > 0
 	e.pending[id] = p
 	e.mu.Unlock()
 	finish := func(r result) ([]byte, error) {
@@ -570,6 +580,9 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 		// The read loop notices the broken channel and fails every pending call.
 		<-e.down
 		return nil, e.Err()
+	}
+	if busy {
+		e.notify()
 	}
 	if e.poll != nil || e.intr != nil {
 		var r result
@@ -602,8 +615,18 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 	case <-ctx.Done():
 		// The entry stays pending: the enclave still answers, and the read loop drops it.
 		e.unpark(p)
-		e.conn.WriteFrame(wire.KindCancel, id)
+		if e.conn.WriteFrame(wire.KindCancel, id) == nil {
+			e.notify() // the call it cancels is in flight, and may be running on the reader
+		}
 		return nil, ctx.Err()
+	}
+}
+
+// notify rings the enclave's attention channel, if it has one.
+func (e *Enclave) notify() {
+	if e.notifier != nil {
+		e.notified.Add(1)
+		e.notifier.Notify(e.conn.FramesWritten())
 	}
 }
 

@@ -334,6 +334,28 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	files, names = append(files, childPass), append(names, wire.EnvConnPass)
+	// The attention socket (docs/wire.md, "Attention").
+	afds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		hostPassConn.Close()
+		hostSock.Close()
+		if sc != nil {
+			sc.Close()
+		}
+		return nil, fmt.Errorf("sim: socketpair: %w", err)
+	}
+	childAttn := os.NewFile(uintptr(afds[1]), "asylo-attention-child")
+	defer childAttn.Close()
+	attn, err := newNotifier(afds[0])
+	if err != nil {
+		hostPassConn.Close()
+		hostSock.Close()
+		if sc != nil {
+			sc.Close()
+		}
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	files, names = append(files, childAttn), append(names, wire.EnvAttention)
 	env := append([]string(nil), spec.Env...)
 	args := append([]string{filepath.Base(spec.Path)}, spec.Args...)
 	var attr *syscall.SysProcAttr
@@ -348,7 +370,7 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		}
 		env = append(env, wire.EnvSandbox+"=1")
 	}
-	in := &instance{id: id, done: make(chan struct{}), backend: b, pass: hostPassConn.(*net.UnixConn)}
+	in := &instance{id: id, done: make(chan struct{}), backend: b, pass: hostPassConn.(*net.UnixConn), attn: attn}
 	if p := b.prestartProcess(); p != nil {
 		err = in.launchPrestarted(p, spec, args, env, files, names)
 	} else {
@@ -369,6 +391,7 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		err = in.cmd.Start()
 	}
 	if err != nil {
+		attn.close()
 		hostPassConn.Close()
 		hostSock.Close()
 		if sc != nil {
@@ -403,6 +426,7 @@ type instance struct {
 	cmd     *exec.Cmd
 	copies  sync.WaitGroup // standard streams of a prestarted process
 	pass    *net.UnixConn  // connection-passing socket
+	attn    *notifier      // attention socket
 	passMu  sync.Mutex
 	token   uint64
 	ch      io.ReadWriteCloser
@@ -427,6 +451,7 @@ func (i *instance) wait() {
 	}
 	i.err = err
 	i.pass.Close()
+	i.attn.close()
 	close(i.done)
 	// A blocked reader on the shared-memory channel cannot see the process die: wake it, after
 	// letting it drain what the enclave wrote last (its FINALIZE result, say).

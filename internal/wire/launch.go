@@ -13,6 +13,11 @@ const (
 	// EnvConnPass is the fd of a SOCK_SEQPACKET socket over which the host passes accepted
 	// connections (SCM_RIGHTS), each message an 8-byte token matching an ACCEPT answer.
 	EnvConnPass = "ASYLO_CONNPASS_FD"
+	// EnvAttention is the fd of a SOCK_SEQPACKET socket on which the host notifies the runtime,
+	// after it sends a frame while other calls are in flight, of how many frames it has sent: a
+	// runtime whose reading goroutine is busy running a call then hands reading off
+	// (docs/wire.md, "Attention").
+	EnvAttention = "ASYLO_ATTENTION_FD"
 	// EnvImage is the fd of the sealed memfd the enclave was executed from; the runtime closes it.
 	EnvImage = "ASYLO_IMAGE_FD"
 	// EnvSandbox = "1" asks the runtime to sandbox the process before any application code runs.

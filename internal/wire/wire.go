@@ -14,6 +14,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Version is the protocol version this package speaks.
@@ -140,6 +141,9 @@ type Conn struct {
 
 	wmu  sync.Mutex
 	wbuf []byte
+
+	// Frames read and written whole, counted for the attention channel (docs/wire.md).
+	nread, nwritten atomic.Uint64
 }
 
 // NewConn wraps rw. maxRecv bounds the body of every received frame; 0 means DefaultMaxBody.
@@ -156,6 +160,13 @@ func NewConn(rw io.ReadWriteCloser, maxRecv int) *Conn {
 // Buffered is the number of bytes already read from the stream and not yet returned in a
 // frame. Only the reading goroutine may call it.
 func (c *Conn) Buffered() int { return c.br.Buffered() }
+
+// FramesRead is the number of frames ReadFrameInto has returned.
+func (c *Conn) FramesRead() uint64 { return c.nread.Load() }
+
+// FramesWritten is the number of frames WriteFrame has written whole. Once a WriteFrame has
+// returned, FramesWritten counts its frame and every frame written before it.
+func (c *Conn) FramesWritten() uint64 { return c.nwritten.Load() }
 
 // Close closes the underlying stream; a blocked ReadFrame returns an error.
 func (c *Conn) Close() error { return c.rw.Close() }
@@ -202,6 +213,7 @@ func (c *Conn) ReadFrameInto(buf func(f Frame, n int) []byte) (Frame, error) {
 		f.Body = nil
 	}
 	c.rhdrN, c.rf, c.rbody = 0, Frame{}, nil
+	c.nread.Add(1)
 	return f, nil
 }
 
@@ -265,6 +277,15 @@ func (c *Conn) WriteFrame(kind Kind, id uint64, parts ...[]byte) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	err := c.write(kind, id, n, parts)
+	if err == nil {
+		c.nwritten.Add(1)
+	}
+	return err
+}
+
+// write writes one frame of body length n; c.wmu is held.
+func (c *Conn) write(kind Kind, id uint64, n int, parts [][]byte) error {
 	if n <= smallWrite {
 		// Header and body in the reused buffer: one system call, no allocation.
 		b := append(c.wbuf[:0], make([]byte, HeaderSize)...)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -176,3 +177,47 @@ func TestLogRoundTrip(t *testing.T) {
 }
 
 var identityFixture = identity.Identity{Backend: "sim", Measurement: identity.Measurement{9}}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken") }
+
+// The frame counts the attention channel carries: a frame counts once it is written or read
+// whole, an interrupted read counts once when it completes, and a failed write not at all.
+func TestFrameCounts(t *testing.T) {
+	a, b := net.Pipe()
+	ca, cb := NewConn(a, 0), NewConn(b, 0)
+	big := bytes.Repeat([]byte("x"), 100<<10) // the writev path
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ca.WriteFrame(KindCall, 1, []byte("a"))
+		ca.WriteFrame(KindCall, 2, big)
+	}()
+	if _, err := cb.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt the big frame part-way through, then resume it.
+	b.SetReadDeadline(time.Now().Add(time.Millisecond))
+	for {
+		_, err := cb.ReadFrame()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal(err)
+		}
+		if n := cb.FramesRead(); n != 1 {
+			t.Fatalf("FramesRead = %d during an interrupted read, want 1", n)
+		}
+		b.SetReadDeadline(time.Now().Add(time.Millisecond))
+	}
+	<-done
+	if r, w := cb.FramesRead(), ca.FramesWritten(); r != 2 || w != 2 {
+		t.Fatalf("FramesRead = %d, FramesWritten = %d, want 2 and 2", r, w)
+	}
+	cf := NewConn(rwc{Reader: bytes.NewReader(nil), Writer: failWriter{}}, 0)
+	if err := cf.WriteFrame(KindCall, 1, []byte("a")); err == nil || cf.FramesWritten() != 0 {
+		t.Fatalf("failed write: %v, FramesWritten = %d", err, cf.FramesWritten())
+	}
+}

@@ -1,0 +1,80 @@
+package host_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/asylo-go/asylo/backend/sim"
+	"github.com/asylo-go/asylo/host"
+	"github.com/asylo-go/asylo/internal/enclavetest"
+)
+
+// TestAttention: on sim (socket and switchless) a lone call costs no notification, and frames
+// sent while a call runs on the enclave's reading goroutine (a second call, a CANCEL) get the
+// enclave's attention at once, not when that call ends (docs/wire.md, "Attention").
+func TestAttention(t *testing.T) {
+	path := enclavetest.Build(t, "./internal/testenclave/cmd/testenclave")
+	for _, mode := range []struct {
+		name string
+		opts []sim.Option
+	}{{"socket", nil}, {"switchless", []sim.Option{sim.Switchless()}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: sim.New(mode.opts...), Debug: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Destroy(ctx, nil)
+			for range 200 {
+				if _, err := e.Call(ctx, "echo", []byte("x")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := host.Notifications(e); n != 0 {
+				t.Fatalf("%d notifications for calls made one at a time, want 0", n)
+			}
+
+			// A call that blocks for 5 s runs inline on the enclave's reading goroutine; it is
+			// cancelled, and then (with ask) a second call is made while it blocks.
+			blocked := func(ask func()) {
+				t.Helper()
+				sctx, stop := context.WithCancel(ctx)
+				slept := make(chan error, 1)
+				go func() {
+					_, err := e.Call(sctx, "sleep", []byte("5s"))
+					slept <- err
+				}()
+				time.Sleep(100 * time.Millisecond)
+				if ask != nil {
+					ask()
+				}
+				stop()
+				<-slept
+				// The enclave reads the CANCEL, the sleep returns, and its RESULT is read.
+				deadline := time.Now().Add(2 * time.Second)
+				for host.Pending(e) != 0 {
+					if time.Now().After(deadline) {
+						t.Fatal("the enclave did not see the CANCEL of a call blocking its reading goroutine")
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			blocked(nil)
+			blocked(func() {
+				n := host.Notifications(e)
+				start := time.Now()
+				if _, err := e.Call(ctx, "echo", []byte("y")); err != nil {
+					t.Fatal(err)
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Errorf("a call behind a blocked one took %v", d)
+				}
+				if host.Notifications(e) == n {
+					t.Error("no notification for a call made while another was in flight")
+				}
+			})
+		})
+	}
+}
