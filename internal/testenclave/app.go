@@ -105,6 +105,19 @@ func (a *App) Options() []enclave.Option {
 				return nil, ctx.Err()
 			}
 		}),
+		enclave.Handle("spin", func(ctx context.Context, in []byte) ([]byte, error) {
+			// Computes for the given duration, making no system call (time.Since reads the
+			// vDSO clock): only preemption lets anything else run meanwhile on its P.
+			d, err := time.ParseDuration(string(in))
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", enclave.ErrInvalidArgument, err)
+			}
+			var sum [32]byte
+			for start := time.Now(); time.Since(start) < d; {
+				sum = sha256.Sum256(sum[:])
+			}
+			return sum[:], nil
+		}),
 		enclave.Handle("deadline", func(ctx context.Context, in []byte) ([]byte, error) {
 			d, ok := ctx.Deadline()
 			if !ok {
