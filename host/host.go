@@ -576,7 +576,21 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 		return out, err
 	}
 
-	if err := e.conn.WriteFrame(kind, id, head, input); err != nil {
+	if begun, err := e.conn.WriteFrameContext(ctx, kind, id, head, input); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			// The enclave is not reading, and the caller stops waiting for it.
+			if !begun {
+				e.mu.Lock()
+				delete(e.pending, id)
+				e.mu.Unlock()
+				pendingCalls.Put(p)
+			} else {
+				// The request is finished in the background; the entry stays pending, as
+				// for any cancelled call.
+				e.cancel(id)
+			}
+			return nil, ctxErr
+		}
 		// The read loop notices the broken channel and fails every pending call.
 		<-e.down
 		return nil, e.Err()
@@ -615,11 +629,19 @@ func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input
 	case <-ctx.Done():
 		// The entry stays pending: the enclave still answers, and the read loop drops it.
 		e.unpark(p)
+		e.cancel(id)
+		return nil, ctx.Err()
+	}
+}
+
+// cancel sends CANCEL for call id, from a goroutine of its own: an enclave that has stopped
+// reading must not hold up the caller that gives up on it.
+func (e *Enclave) cancel(id uint64) {
+	go func() {
 		if e.conn.WriteFrame(wire.KindCancel, id) == nil {
 			e.notify() // the call it cancels is in flight, and may be running on the reader
 		}
-		return nil, ctx.Err()
-	}
+	}()
 }
 
 // notify rings the enclave's attention channel, if it has one.

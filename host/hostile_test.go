@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/asylo-go/asylo/backend"
 	"github.com/asylo-go/asylo/host"
 	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/internal/shm"
 	"github.com/asylo-go/asylo/internal/wire"
 )
 
@@ -21,12 +23,25 @@ import (
 // other end with script.
 type fakeBackend struct {
 	script func(c *wire.Conn, raw net.Conn)
+	shm    bool // a small shared-memory ring instead of a pipe
 }
 
 func (f fakeBackend) Name() string { return "fake" }
 
 func (f fakeBackend) Start(ctx context.Context, spec backend.Spec) (backend.Instance, error) {
 	a, b := net.Pipe()
+	if f.shm {
+		hostEnd, file, err := shm.New(shm.Options{Size: shm.MinSize})
+		if err != nil {
+			return nil, err
+		}
+		defer file.Close()
+		encEnd, err := shm.Open(file, shm.Options{})
+		if err != nil {
+			return nil, err
+		}
+		a, b = shmNetConn{c: hostEnd}, shmNetConn{c: encEnd}
+	}
 	in := &fakeInstance{ch: a, peer: b, done: make(chan struct{})}
 	go func() {
 		f.script(wire.NewConn(b, 0), b)
@@ -34,6 +49,23 @@ func (f fakeBackend) Start(ctx context.Context, spec backend.Spec) (backend.Inst
 		in.exit(&backend.ExitError{Code: 9})
 	}()
 	return in, nil
+}
+
+// shmNetConn is an internal/shm endpoint where a script wants a net.Conn: reads, writes and
+// deadlines go to the ring; nothing else is used.
+type shmNetConn struct {
+	net.Conn // nil
+	c        *shm.Conn
+}
+
+func (c shmNetConn) Read(p []byte) (int, error)  { return c.c.Read(p) }
+func (c shmNetConn) Write(p []byte) (int, error) { return c.c.Write(p) }
+func (c shmNetConn) Close() error                { return c.c.Close() }
+func (c shmNetConn) SetReadDeadline(t time.Time) error {
+	return c.c.SetReadDeadline(t)
+}
+func (c shmNetConn) SetWriteDeadline(t time.Time) error {
+	return c.c.SetWriteDeadline(t)
 }
 
 type fakeInstance struct {
@@ -113,7 +145,7 @@ func TestHostileHandshake(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, err := host.Load(ctx, host.LoadConfig{Name: "evil", Backend: fakeBackend{tc.script}, Logger: quiet})
+			_, err := host.Load(ctx, host.LoadConfig{Name: "evil", Backend: fakeBackend{script: tc.script}, Logger: quiet})
 			if !errors.Is(err, host.ErrEnclaveLost) {
 				t.Errorf("Load = %v, want ErrEnclaveLost", err)
 			}
@@ -162,7 +194,7 @@ func TestHostileEnclave(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			e, err := host.Load(ctx, host.LoadConfig{Name: "evil", Backend: fakeBackend{script}, Logger: quiet})
+			e, err := host.Load(ctx, host.LoadConfig{Name: "evil", Backend: fakeBackend{script: script}, Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,7 +238,7 @@ func FuzzHostReader(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		e, err := host.Load(ctx, host.LoadConfig{Backend: fakeBackend{script}, Logger: quiet})
+		e, err := host.Load(ctx, host.LoadConfig{Backend: fakeBackend{script: script}, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +269,7 @@ func TestDestroyKillsLingeringEnclave(t *testing.T) {
 		c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK))
 		time.Sleep(time.Minute) // and never exit
 	}
-	e, err := host.Load(context.Background(), host.LoadConfig{Backend: fakeBackend{script}, Logger: quiet})
+	e, err := host.Load(context.Background(), host.LoadConfig{Backend: fakeBackend{script: script}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +326,7 @@ func TestHostileStalledFrame(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 	}
-	e, err := host.Load(context.Background(), host.LoadConfig{Name: "evil", Backend: fakeBackend{script}, Logger: quiet})
+	e, err := host.Load(context.Background(), host.LoadConfig{Name: "evil", Backend: fakeBackend{script: script}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,5 +353,146 @@ func TestHostileStalledFrame(t *testing.T) {
 	}
 	if err := e.Err(); err != nil {
 		t.Fatalf("enclave lost: %v", err)
+	}
+}
+
+// An enclave that stops reading must not hold callers past their contexts: not the caller whose
+// request it stopped reading half-way, not one waiting to write behind it, and not their
+// cancellations. When it reads again, the stream is whole.
+func TestHostileStopsReading(t *testing.T) {
+	for _, useShm := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pipe", true: "shm"}[useShm], func(t *testing.T) {
+			resume := make(chan struct{})
+			got := make(chan string, 8)
+			script := func(c *wire.Conn, raw_ net.Conn) {
+				hello(c)
+				if !answerInit(c) {
+					return
+				}
+				head := make([]byte, 4096) // the start of the first call, then nothing
+				if _, err := io.ReadFull(raw_, head); err != nil {
+					return
+				}
+				<-resume
+				rc := wire.NewConn(struct {
+					io.Reader
+					io.WriteCloser
+				}{io.MultiReader(bytes.NewReader(head), raw_), raw_}, 0)
+				for {
+					f, err := rc.ReadFrame()
+					if err != nil {
+						return
+					}
+					switch f.Kind {
+					case wire.KindCall:
+						r, _ := wire.ParseRequest(f.Kind, f.Body)
+						got <- fmt.Sprintf("CALL %s %d", r.Method, len(r.Input))
+						c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK), []byte("ok"))
+					case wire.KindCancel:
+						got <- "CANCEL"
+					case wire.KindFinalize:
+						c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK))
+						return
+					}
+				}
+			}
+			e, err := host.Load(context.Background(), host.LoadConfig{Name: "deaf", Backend: fakeBackend{script: script, shm: useShm}, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Destroy(context.Background(), nil)
+			call := func(name string, in []byte) {
+				t.Helper()
+				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				defer cancel()
+				start := time.Now()
+				if _, err := e.Call(ctx, name, in); !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("Call(%s) = %v, want context.DeadlineExceeded", name, err)
+				}
+				if d := time.Since(start); d > 3*time.Second {
+					t.Fatalf("Call(%s) returned after %v", name, d)
+				}
+			}
+			call("big", bytes.Repeat([]byte("b"), 1<<19)) // stalls part-way through its request
+			call("small", []byte("s"))                    // waits to write behind it
+			if n := host.Pending(e); n != 1 {
+				t.Fatalf("%d calls pending, want 1 (the begun one)", n)
+			}
+			close(resume)
+			for _, want := range []string{"CALL big 524288", "CANCEL"} {
+				select {
+				case g := <-got:
+					if g != want {
+						t.Fatalf("the enclave read %q, want %q", g, want)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("the enclave never read %q", want)
+				}
+			}
+			if out, err := e.Call(context.Background(), "after", nil); err != nil || string(out) != "ok" {
+				t.Fatalf("a call after the enclave read again: %q, %v", out, err)
+			}
+			if g := <-got; g != "CALL after 0" {
+				t.Fatalf("the enclave read %q", g)
+			}
+		})
+	}
+}
+
+// An enclave that reads a request whole and then stops reading must not hold up the CANCEL its
+// caller sends when giving up, nor the caller with it.
+func TestHostileStopsReadingAfterRequest(t *testing.T) {
+	for _, useShm := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pipe", true: "shm"}[useShm], func(t *testing.T) {
+			resume := make(chan struct{})
+			got := make(chan string, 4)
+			script := func(c *wire.Conn, raw_ net.Conn) {
+				hello(c)
+				if !answerInit(c) {
+					return
+				}
+				for {
+					f, err := c.ReadFrame()
+					if err != nil {
+						return
+					}
+					switch f.Kind {
+					case wire.KindCall:
+						got <- "CALL"
+						<-resume // and read nothing meanwhile
+					case wire.KindCancel:
+						got <- "CANCEL"
+					case wire.KindFinalize:
+						c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK))
+						return
+					}
+				}
+			}
+			e, err := host.Load(context.Background(), host.LoadConfig{Name: "deaf", Backend: fakeBackend{script: script, shm: useShm}, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Destroy(context.Background(), nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			if _, err := e.Call(ctx, "m", nil); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Call = %v, want context.DeadlineExceeded", err)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("Call returned after %v: its CANCEL waited for the enclave to read", d)
+			}
+			close(resume)
+			for _, want := range []string{"CALL", "CANCEL"} {
+				select {
+				case g := <-got:
+					if g != want {
+						t.Fatalf("the enclave read %q, want %q", g, want)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("the enclave never read %q", want)
+				}
+			}
+		})
 	}
 }

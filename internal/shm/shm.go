@@ -109,6 +109,8 @@ type Conn struct {
 
 	rdeadline atomic.Int64 // SetReadDeadline, Unix nanoseconds; 0 for none
 	sleeping  atomic.Bool  // the reader sleeps on the futex (SetReadDeadline wakes it)
+	wdeadline atomic.Int64 // SetWriteDeadline, Unix nanoseconds; 0 for none
+	wsleeping atomic.Bool  // the writer sleeps on the futex (SetWriteDeadline wakes it)
 
 	// reader-goroutine state
 	rhead  uint64 // our consumer position on in
@@ -356,7 +358,8 @@ func (c *Conn) tryRead(p []byte) (int, error) {
 	return int(n), nil
 }
 
-// Write writes all of p, blocking while the ring is full.
+// Write writes all of p, blocking while the ring is full. Past a write deadline it returns
+// os.ErrDeadlineExceeded with the number of bytes it wrote.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -371,9 +374,31 @@ func (c *Conn) Write(p []byte) (int, error) {
 			return done, err
 		}
 		if err == errWouldBlock {
+			if dl := c.wdeadline.Load(); dl != 0 && time.Now().UnixNano() >= dl {
+				return done, os.ErrDeadlineExceeded
+			}
 			c.waitSpace()
 		}
 	}
+}
+
+// SetWriteDeadline makes Write return os.ErrDeadlineExceeded instead of waiting for space after
+// t; the zero t clears it. It may be called while a Write waits, from any goroutine.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = max(t.UnixNano(), 1)
+	}
+	c.wdeadline.Swap(ns) // a swap, as in SetReadDeadline
+	if c.wsleeping.Load() {
+		c.mu.RLock()
+		if c.mem != nil {
+			atomic.AddUint32(c.out.spaceSeq, 1)
+			futexWake(c.out.spaceSeq)
+		}
+		c.mu.RUnlock()
+	}
+	return nil
 }
 
 // tryWrite performs one non-blocking write step: it copies as much of p as
@@ -486,8 +511,17 @@ func (c *Conn) waitData() {
 }
 
 func (c *Conn) waitSpace() {
-	if c.spinUntil(c.canWrite, 0) {
+	dl := c.wdeadline.Load()
+	if c.spinUntil(c.canWrite, dl) {
 		return
+	}
+	d := futexTimeout
+	if dl != 0 {
+		left := time.Duration(dl - time.Now().UnixNano())
+		if left <= 0 {
+			return
+		}
+		d = min(d, left)
 	}
 	s := atomic.LoadUint32(c.out.spaceSeq)
 	// We wait for head to move past wtail-size (the position that makes
@@ -496,7 +530,11 @@ func (c *Conn) waitSpace() {
 	if c.canWrite() {
 		return
 	}
-	futexWait(c.out.spaceSeq, s, futexTimeout)
+	c.wsleeping.Swap(true)
+	if c.wdeadline.Load() == dl {
+		futexWait(c.out.spaceSeq, s, d)
+	}
+	c.wsleeping.Store(false)
 }
 
 // spinUntil busy-polls cond for at most c.spin, and not past the Unix-nanosecond time stop

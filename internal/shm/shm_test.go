@@ -564,3 +564,79 @@ func TestReadDeadline(t *testing.T) {
 		})
 	}
 }
+
+// SetWriteDeadline ends a Write that waits for space, whether it spins or sleeps on the futex;
+// Write reports what it wrote, and nothing else reaches the reader.
+func TestWriteDeadline(t *testing.T) {
+	for _, spin := range []time.Duration{-1, 50 * time.Microsecond} {
+		t.Run(fmt.Sprint("spin=", spin), func(t *testing.T) {
+			a, b := inProcessPair(t, Options{Size: MinSize, Spin: spin})
+			var sent bytes.Buffer
+			write := func(p []byte) error {
+				n, err := a.Write(p)
+				sent.Write(p[:n])
+				return err
+			}
+			chunk := bytes.Repeat([]byte("0123456789"), MinSize/5) // twice the ring
+
+			a.SetWriteDeadline(time.Unix(1, 0))
+			if err := write(chunk); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Write past its deadline into a full ring: %v", err)
+			}
+			if sent.Len() == 0 || sent.Len() >= len(chunk) {
+				t.Fatalf("wrote %d of %d bytes before the deadline", sent.Len(), len(chunk))
+			}
+
+			a.SetWriteDeadline(time.Now().Add(30 * time.Millisecond))
+			start := time.Now()
+			if err := write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Write with a 30 ms deadline: %v", err)
+			}
+			if d := time.Since(start); d < 25*time.Millisecond || d > 5*time.Second {
+				t.Errorf("Write with a 30 ms deadline returned after %v", d)
+			}
+
+			// A Write asleep with no deadline is woken by one set from another goroutine.
+			defer func(d time.Duration) { futexTimeout = d }(futexTimeout)
+			futexTimeout = time.Minute
+			a.SetWriteDeadline(time.Time{})
+			done := make(chan error, 1)
+			go func() { done <- write([]byte("y")) }()
+			time.Sleep(20 * time.Millisecond)
+			a.SetWriteDeadline(time.Unix(1, 0))
+			select {
+			case err := <-done:
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("woken Write: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("SetWriteDeadline did not wake a waiting Write")
+			}
+
+			// Once the deadline is cleared and the reader drains the ring, writing resumes, and
+			// the reader sees exactly what Write reported written.
+			a.SetWriteDeadline(time.Time{})
+			futexTimeout = 100 * time.Millisecond
+			want := append(sent.Bytes(), "end"...)
+			go func() {
+				_, err := a.Write([]byte("end"))
+				done <- err
+			}()
+			got := make([]byte, 0, len(want))
+			buf := make([]byte, 4096)
+			for len(got) < len(want) {
+				n, err := b.Read(buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, buf[:n]...)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("the reader got %d bytes, not the %d written", len(got), len(want))
+			}
+		})
+	}
+}

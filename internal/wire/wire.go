@@ -7,14 +7,17 @@ package wire
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Version is the protocol version this package speaks.
@@ -139,7 +142,7 @@ type Conn struct {
 	rbody []byte // body so far: len is what has been read
 	rcap  bool   // rbody is the caller's buffer (ReadFrameInto's hook), of capacity rn
 
-	wmu  sync.Mutex
+	wsem chan struct{} // the write lock: a channel, so that WriteFrameContext can stop waiting
 	wbuf []byte
 
 	// Frames read and written whole, counted for the attention channel (docs/wire.md).
@@ -154,7 +157,7 @@ func NewConn(rw io.ReadWriteCloser, maxRecv int) *Conn {
 	if maxRecv > HardMaxBody {
 		maxRecv = HardMaxBody
 	}
-	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), maxRecv: maxRecv}
+	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), maxRecv: maxRecv, wsem: make(chan struct{}, 1)}
 }
 
 // Buffered is the number of bytes already read from the stream and not yet returned in a
@@ -275,8 +278,8 @@ func (c *Conn) WriteFrame(kind Kind, id uint64, parts ...[]byte) error {
 	if n > HardMaxBody {
 		return fmt.Errorf("%w: %v body of %d bytes", ErrTooLarge, kind, n)
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	c.wsem <- struct{}{}
+	defer func() { <-c.wsem }()
 	err := c.write(kind, id, n, parts)
 	if err == nil {
 		c.nwritten.Add(1)
@@ -284,7 +287,83 @@ func (c *Conn) WriteFrame(kind Kind, id uint64, parts ...[]byte) error {
 	return err
 }
 
-// write writes one frame of body length n; c.wmu is held.
+// WriteFrameContext is WriteFrame, except that it returns as soon as ctx ends, even if the peer
+// has stopped reading and the frame cannot be written. A frame it had begun to write is then
+// finished in the background, before any later frame, so that the stream stays whole; begun
+// reports whether that is so (and the peer may yet receive the frame). Streams that cannot take
+// a write deadline are written as by WriteFrame, whatever ctx does.
+func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, parts ...[]byte) (begun bool, err error) {
+	dl, ok := c.rw.(interface{ SetWriteDeadline(time.Time) error })
+	if ctx.Done() == nil || !ok {
+		err := c.WriteFrame(kind, id, parts...)
+		return err == nil, err
+	}
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n > HardMaxBody {
+		return false, fmt.Errorf("%w: %v body of %d bytes", ErrTooLarge, kind, n)
+	}
+	select {
+	case c.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	if err := ctx.Err(); err != nil {
+		<-c.wsem
+		return false, err
+	}
+	// ctx's end interrupts the write with a deadline in the past, unless the write is over.
+	var mu sync.Mutex
+	over, fired := false, false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !over {
+			fired = true
+			dl.SetWriteDeadline(time.Unix(1, 0))
+		}
+	})
+	h := make([]byte, HeaderSize)
+	PutHeader(h, kind, id, n)
+	bufs := make(net.Buffers, 1, len(parts)+1)
+	bufs[0] = h
+	for _, p := range parts {
+		if len(p) > 0 {
+			bufs = append(bufs, p)
+		}
+	}
+	wrote, err := bufs.WriteTo(c.rw) // consumes what it wrote from bufs
+	stop()
+	mu.Lock()
+	over = true
+	mu.Unlock()
+	if fired {
+		dl.SetWriteDeadline(time.Time{})
+	}
+	switch {
+	case err == nil:
+		c.nwritten.Add(1)
+		<-c.wsem
+		return true, nil
+	case !fired || !errors.Is(err, os.ErrDeadlineExceeded):
+		<-c.wsem
+		return wrote > 0, err
+	case wrote == 0:
+		<-c.wsem
+		return false, ctx.Err()
+	}
+	go func() {
+		if _, err := bufs.WriteTo(c.rw); err == nil {
+			c.nwritten.Add(1)
+		}
+		<-c.wsem
+	}()
+	return true, ctx.Err()
+}
+
+// write writes one frame of body length n; the write lock is held.
 func (c *Conn) write(kind Kind, id uint64, n int, parts [][]byte) error {
 	if n <= smallWrite {
 		// Header and body in the reused buffer: one system call, no allocation.

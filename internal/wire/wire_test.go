@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -219,5 +220,63 @@ func TestFrameCounts(t *testing.T) {
 	cf := NewConn(rwc{Reader: bytes.NewReader(nil), Writer: failWriter{}}, 0)
 	if err := cf.WriteFrame(KindCall, 1, []byte("a")); err == nil || cf.FramesWritten() != 0 {
 		t.Fatalf("failed write: %v, FramesWritten = %d", err, cf.FramesWritten())
+	}
+}
+
+// WriteFrameContext returns when its context ends even if the peer has stopped reading: a frame
+// not yet begun is not written at all, one begun is finished in the background before any later
+// frame, and a writer waiting for the write lock gives up too. The stream stays whole.
+func TestWriteFrameContext(t *testing.T) {
+	a, b := net.Pipe() // a write waits until the peer reads it
+	ca := NewConn(a, 0)
+	quick := func(d time.Duration) context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+
+	// Nobody reads: the frame is not begun.
+	start := time.Now()
+	begun, err := ca.WriteFrameContext(quick(50*time.Millisecond), KindCall, 1, []byte("never"))
+	if begun || !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("unread write: begun %v, %v after %v", begun, err, time.Since(start))
+	}
+
+	// The peer reads part of a large frame and stops.
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+	head := make([]byte, 1000)
+	go io.ReadFull(b, head)
+	begun, err = ca.WriteFrameContext(quick(100*time.Millisecond), KindCall, 2, []byte("hd"), big)
+	if !begun || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("half-read write: begun %v, %v", begun, err)
+	}
+	// Another writer waits for the lock, which the background write holds, and gives up.
+	if begun, err := ca.WriteFrameContext(quick(50*time.Millisecond), KindCall, 3, []byte("late")); begun || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("write behind a stalled one: begun %v, %v", begun, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ca.WriteFrame(KindCancel, 2) }()
+
+	// The peer reads again: the rest of frame 2, whole, then the CANCEL.
+	cb2 := NewConn(rwc{Reader: io.MultiReader(bytes.NewReader(head), b), Writer: io.Discard}, 0)
+	f, err := cb2.ReadFrame()
+	if err != nil || f.Kind != KindCall || f.ID != 2 || !bytes.Equal(f.Body, append([]byte("hd"), big...)) {
+		t.Fatalf("the begun frame: %v %d (%d bytes), %v", f.Kind, f.ID, len(f.Body), err)
+	}
+	if f, err := cb2.ReadFrame(); err != nil || f.Kind != KindCancel || f.ID != 2 {
+		t.Fatalf("next frame: %v %d, %v", f.Kind, f.ID, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := ca.FramesWritten(); n != 2 {
+		t.Fatalf("FramesWritten = %d, want 2", n)
+	}
+
+	// With a context that cannot end, or a stream without write deadlines, it is WriteFrame.
+	var sink bytes.Buffer
+	cs := NewConn(rwc{Reader: bytes.NewReader(nil), Writer: &sink}, 0)
+	if begun, err := cs.WriteFrameContext(quick(time.Hour), KindCall, 4, []byte("x")); !begun || err != nil || sink.Len() != HeaderSize+1 {
+		t.Fatalf("plain stream: begun %v, %v, %d bytes", begun, err, sink.Len())
 	}
 }
