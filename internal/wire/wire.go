@@ -145,6 +145,12 @@ type Conn struct {
 	wsem chan struct{} // the write lock: a channel, so that WriteFrameContext can stop waiting
 	wbuf []byte
 
+	// The interruption of the current WriteFrameContext: igen counts writes, so that a
+	// context's end that comes late interrupts no later write.
+	imu    sync.Mutex
+	igen   uint64
+	ifired bool
+
 	// Frames read and written whole, counted for the attention channel (docs/wire.md).
 	nread, nwritten atomic.Uint64
 }
@@ -315,30 +321,50 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 		return false, err
 	}
 	// ctx's end interrupts the write with a deadline in the past, unless the write is over.
-	var mu sync.Mutex
-	over, fired := false, false
+	c.imu.Lock()
+	c.igen++
+	gen := c.igen
+	c.ifired = false
+	c.imu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if !over {
-			fired = true
+		c.imu.Lock()
+		defer c.imu.Unlock()
+		if c.igen == gen {
+			c.ifired = true
 			dl.SetWriteDeadline(time.Unix(1, 0))
 		}
 	})
-	h := make([]byte, HeaderSize)
-	PutHeader(h, kind, id, n)
-	bufs := make(net.Buffers, 1, len(parts)+1)
-	bufs[0] = h
-	for _, p := range parts {
-		if len(p) > 0 {
-			bufs = append(bufs, p)
+	var bufs net.Buffers
+	var rest []byte // the small path: what is left to write
+	var wrote int64
+	if n <= smallWrite {
+		// One buffer, as WriteFrame writes it: one system call, one publication on a ring.
+		b := append(c.wbuf[:0], make([]byte, HeaderSize)...)
+		PutHeader(b, kind, id, n)
+		for _, p := range parts {
+			b = append(b, p...)
 		}
+		c.wbuf = b
+		var m int
+		m, err = c.rw.Write(b)
+		wrote, rest = int64(m), b[m:]
+	} else {
+		h := make([]byte, HeaderSize)
+		PutHeader(h, kind, id, n)
+		bufs = make(net.Buffers, 1, len(parts)+1)
+		bufs[0] = h
+		for _, p := range parts {
+			if len(p) > 0 {
+				bufs = append(bufs, p)
+			}
+		}
+		wrote, err = bufs.WriteTo(c.rw) // consumes what it wrote from bufs
 	}
-	wrote, err := bufs.WriteTo(c.rw) // consumes what it wrote from bufs
 	stop()
-	mu.Lock()
-	over = true
-	mu.Unlock()
+	c.imu.Lock()
+	c.igen++ // a late interruption no longer applies
+	fired := c.ifired
+	c.imu.Unlock()
 	if fired {
 		dl.SetWriteDeadline(time.Time{})
 	}
@@ -355,7 +381,13 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 		return false, ctx.Err()
 	}
 	go func() {
-		if _, err := bufs.WriteTo(c.rw); err == nil {
+		var err error
+		if bufs != nil {
+			_, err = bufs.WriteTo(c.rw)
+		} else {
+			_, err = c.rw.Write(rest)
+		}
+		if err == nil {
 			c.nwritten.Add(1)
 		}
 		<-c.wsem
