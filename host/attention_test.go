@@ -8,9 +8,10 @@ import (
 	"github.com/asylo-go/asylo/backend/sim"
 	"github.com/asylo-go/asylo/host"
 	"github.com/asylo-go/asylo/internal/enclavetest"
+	"github.com/asylo-go/asylo/internal/wire"
 )
 
-// TestAttention: on sim (socket and switchless) a lone call costs no notification, and frames
+// TestAttention: on sim (socket, switchless, prestarted) a lone call costs no notification, and frames
 // sent while a call runs on the enclave's reading goroutine (a second call, a CANCEL) get the
 // enclave's attention at once, not when that call ends (docs/wire.md, "Attention").
 func TestAttention(t *testing.T) {
@@ -18,7 +19,11 @@ func TestAttention(t *testing.T) {
 	for _, mode := range []struct {
 		name string
 		opts []sim.Option
-	}{{"socket", nil}, {"switchless", []sim.Option{sim.Switchless()}}} {
+	}{
+		{"socket", nil},
+		{"switchless", []sim.Option{sim.Switchless()}},
+		{"prestart", []sim.Option{sim.Prestart()}},
+	} {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -27,6 +32,11 @@ func TestAttention(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer e.Destroy(ctx, nil)
+			// The enclave got an attention channel (without one its watchdog would pass what
+			// follows too).
+			if fd, err := e.Call(ctx, "launch-env", []byte(wire.EnvAttention)); err != nil || len(fd) == 0 {
+				t.Fatalf("%s in the enclave: %q, %v", wire.EnvAttention, fd, err)
+			}
 			for range 200 {
 				if _, err := e.Call(ctx, "echo", []byte("x")); err != nil {
 					t.Fatal(err)

@@ -105,6 +105,10 @@ func (a *App) Options() []enclave.Option {
 				return nil, ctx.Err()
 			}
 		}),
+		enclave.Handle("launch-env", func(ctx context.Context, in []byte) ([]byte, error) {
+			// The launch-contract variable named by in (the runtime has opened what it names).
+			return []byte(os.Getenv(string(in))), nil
+		}),
 		enclave.Handle("spin", func(ctx context.Context, in []byte) ([]byte, error) {
 			// Computes for the given duration, making no system call (time.Since reads the
 			// vDSO clock): only preemption lets anything else run meanwhile on its P.
