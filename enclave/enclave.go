@@ -176,21 +176,43 @@ func Run(app Application, opts ...Option) {
 	os.Exit(0)
 }
 
-// attentionChannel opens the attention socket the back-end handed to this process, if any.
-func attentionChannel() (io.ReadCloser, error) {
-	v, ok := os.LookupEnv(wire.EnvAttention)
+// launchFile is the descriptor the launch contract variable name names, if it is set.
+func launchFile(name, what string) (*os.File, bool, error) {
+	v, ok := os.LookupEnv(name)
 	if !ok {
-		return nil, nil
+		return nil, false, nil
 	}
 	fd, err := strconv.Atoi(v)
 	if err != nil || fd < 3 || fd > 1024 {
-		return nil, fmt.Errorf("bad %s=%q", wire.EnvAttention, v)
+		return nil, true, fmt.Errorf("bad %s=%q", name, v)
 	}
-	f := os.NewFile(uintptr(fd), "asylo-attention")
+	return os.NewFile(uintptr(fd), what), true, nil
+}
+
+// launchSocket is the unix socket the launch contract variable name names, if it is set.
+func launchSocket(name, what string) (*net.UnixConn, bool, error) {
+	f, ok, err := launchFile(name, what)
+	if f == nil {
+		return nil, ok, err
+	}
 	c, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("opening the attention channel: %w", err)
+		return nil, true, fmt.Errorf("opening the %s: %w", what, err)
+	}
+	uc, isUnix := c.(*net.UnixConn)
+	if !isUnix {
+		c.Close()
+		return nil, true, fmt.Errorf("the %s is not a unix socket", what)
+	}
+	return uc, true, nil
+}
+
+// attentionChannel opens the attention socket the back-end handed to this process, if any.
+func attentionChannel() (io.ReadCloser, error) {
+	c, ok, err := launchSocket(wire.EnvAttention, "attention channel")
+	if !ok || err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -201,16 +223,14 @@ func hostChannel() (io.ReadWriteCloser, error) {
 	if !ok {
 		return nil, errors.New("this program is an enclave: start it with `asylo run` or host.Load, not directly")
 	}
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 || fd > 1024 {
+	if fd, err := strconv.Atoi(v); err != nil || fd < 3 || fd > 1024 {
 		return nil, fmt.Errorf("bad %s=%q", wire.EnvChannel, v)
 	}
-	if v, ok := os.LookupEnv(wire.EnvSharedMemory); ok {
-		sfd, err := strconv.Atoi(v)
-		if err != nil || sfd < 3 || sfd > 1024 {
-			return nil, fmt.Errorf("bad %s=%q", wire.EnvSharedMemory, v)
-		}
-		f := os.NewFile(uintptr(sfd), "asylo-shm")
+	f, ok, err := launchFile(wire.EnvSharedMemory, "shared-memory channel")
+	if err != nil {
+		return nil, err
+	}
+	if ok {
 		c, err := shm.Open(f, shm.Options{})
 		f.Close()
 		if err != nil {
@@ -218,11 +238,9 @@ func hostChannel() (io.ReadWriteCloser, error) {
 		}
 		return c, nil
 	}
-	f := os.NewFile(uintptr(fd), "asylo-channel")
-	c, err := net.FileConn(f)
-	f.Close()
+	c, _, err := launchSocket(wire.EnvChannel, "host channel")
 	if err != nil {
-		return nil, fmt.Errorf("opening the host channel: %w", err)
+		return nil, err
 	}
 	return c, nil
 }

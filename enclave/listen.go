@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -133,26 +132,14 @@ func (s *server) conns() *connReceiver {
 }
 
 func passSocket() (*net.UnixConn, error) {
-	v, ok := os.LookupEnv(wire.EnvConnPass)
-	if !ok {
+	c, ok, err := launchSocket(wire.EnvConnPass, "connection-passing socket")
+	switch {
+	case !ok:
 		return nil, fmt.Errorf("%w: this back-end passes no connections", ErrUnsupported)
+	case err != nil:
+		return nil, fmt.Errorf("enclave: %w", err)
 	}
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 || fd > 1024 {
-		return nil, fmt.Errorf("enclave: bad %s=%q", wire.EnvConnPass, v)
-	}
-	f := os.NewFile(uintptr(fd), "asylo-connpass")
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		return nil, err
-	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		return nil, errors.New("enclave: connection-passing fd is not a unix socket")
-	}
-	return uc, nil
+	return c, nil
 }
 
 func (r *connReceiver) loop(c *net.UnixConn) {

@@ -356,143 +356,131 @@ func TestHostileStalledFrame(t *testing.T) {
 	}
 }
 
+// overTransports runs f with a fake enclave over a pipe and over a small shared-memory ring.
+func overTransports(t *testing.T, f func(t *testing.T, useShm bool)) {
+	for _, useShm := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pipe", true: "shm"}[useShm], func(t *testing.T) { f(t, useShm) })
+	}
+}
+
+// recordFrames reads frames from c until it fails, reporting each CANCEL and, through onCall,
+// each CALL on got; it answers FINALIZE and ends there.
+func recordFrames(c *wire.Conn, got chan<- string, onCall func(f wire.Frame)) {
+	for {
+		f, err := c.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f.Kind {
+		case wire.KindCall:
+			onCall(f)
+		case wire.KindCancel:
+			got <- "CANCEL"
+		case wire.KindFinalize:
+			c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK))
+			return
+		}
+	}
+}
+
+// expectFrames fails unless the fake enclave reports want, in order.
+func expectFrames(t *testing.T, got <-chan string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		select {
+		case g := <-got:
+			if g != w {
+				t.Fatalf("the enclave read %q, want %q", g, w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the enclave never read %q", w)
+		}
+	}
+}
+
+// callTimesOut makes a call with a 200 ms deadline, which must end it promptly.
+func callTimesOut(t *testing.T, e *host.Enclave, name string, in []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := e.Call(ctx, name, in); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Call(%s) = %v, want context.DeadlineExceeded", name, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Call(%s) returned after %v", name, d)
+	}
+}
+
 // An enclave that stops reading must not hold callers past their contexts: not the caller whose
-// request it stopped reading half-way, not one waiting to write behind it, and not their
+// request it stopped reading part-way, not one waiting to write behind it, and not their
 // cancellations. When it reads again, the stream is whole.
 func TestHostileStopsReading(t *testing.T) {
-	for _, useShm := range []bool{false, true} {
-		t.Run(map[bool]string{false: "pipe", true: "shm"}[useShm], func(t *testing.T) {
-			resume := make(chan struct{})
-			got := make(chan string, 8)
-			script := func(c *wire.Conn, raw_ net.Conn) {
-				hello(c)
-				if !answerInit(c) {
-					return
-				}
-				head := make([]byte, 4096) // the start of the first call, then nothing
-				if _, err := io.ReadFull(raw_, head); err != nil {
-					return
-				}
-				<-resume
-				rc := wire.NewConn(struct {
-					io.Reader
-					io.WriteCloser
-				}{io.MultiReader(bytes.NewReader(head), raw_), raw_}, 0)
-				for {
-					f, err := rc.ReadFrame()
-					if err != nil {
-						return
-					}
-					switch f.Kind {
-					case wire.KindCall:
-						r, _ := wire.ParseRequest(f.Kind, f.Body)
-						got <- fmt.Sprintf("CALL %s %d", r.Method, len(r.Input))
-						c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK), []byte("ok"))
-					case wire.KindCancel:
-						got <- "CANCEL"
-					case wire.KindFinalize:
-						c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK))
-						return
-					}
-				}
+	overTransports(t, func(t *testing.T, useShm bool) {
+		resume := make(chan struct{})
+		got := make(chan string, 8)
+		script := func(c *wire.Conn, raw_ net.Conn) {
+			hello(c)
+			if !answerInit(c) {
+				return
 			}
-			e, err := host.Load(context.Background(), host.LoadConfig{Name: "deaf", Backend: fakeBackend{script: script, shm: useShm}, Logger: quiet})
-			if err != nil {
-				t.Fatal(err)
+			head := make([]byte, 4096) // the start of the first call, then nothing
+			if _, err := io.ReadFull(raw_, head); err != nil {
+				return
 			}
-			defer e.Destroy(context.Background(), nil)
-			call := func(name string, in []byte) {
-				t.Helper()
-				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-				defer cancel()
-				start := time.Now()
-				if _, err := e.Call(ctx, name, in); !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("Call(%s) = %v, want context.DeadlineExceeded", name, err)
-				}
-				if d := time.Since(start); d > 3*time.Second {
-					t.Fatalf("Call(%s) returned after %v", name, d)
-				}
-			}
-			call("big", bytes.Repeat([]byte("b"), 1<<19)) // stalls part-way through its request
-			call("small", []byte("s"))                    // waits to write behind it
-			if n := host.Pending(e); n != 1 {
-				t.Fatalf("%d calls pending, want 1 (the begun one)", n)
-			}
-			close(resume)
-			for _, want := range []string{"CALL big 524288", "CANCEL"} {
-				select {
-				case g := <-got:
-					if g != want {
-						t.Fatalf("the enclave read %q, want %q", g, want)
-					}
-				case <-time.After(10 * time.Second):
-					t.Fatalf("the enclave never read %q", want)
-				}
-			}
-			if out, err := e.Call(context.Background(), "after", nil); err != nil || string(out) != "ok" {
-				t.Fatalf("a call after the enclave read again: %q, %v", out, err)
-			}
-			if g := <-got; g != "CALL after 0" {
-				t.Fatalf("the enclave read %q", g)
-			}
-		})
-	}
+			<-resume
+			rc := wire.NewConn(struct {
+				io.Reader
+				io.WriteCloser
+			}{io.MultiReader(bytes.NewReader(head), raw_), raw_}, 0)
+			recordFrames(rc, got, func(f wire.Frame) {
+				r, _ := wire.ParseRequest(f.Kind, f.Body)
+				got <- fmt.Sprintf("CALL %s %d", r.Method, len(r.Input))
+				c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK), []byte("ok"))
+			})
+		}
+		e, err := host.Load(context.Background(), host.LoadConfig{Name: "deaf", Backend: fakeBackend{script: script, shm: useShm}, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Destroy(context.Background(), nil)
+		callTimesOut(t, e, "big", bytes.Repeat([]byte("b"), 1<<19)) // stalls part-way through its request
+		callTimesOut(t, e, "small", []byte("s"))                    // waits to write behind it
+		if n := host.Pending(e); n != 1 {
+			t.Fatalf("%d calls pending, want 1 (the begun one)", n)
+		}
+		close(resume)
+		expectFrames(t, got, "CALL big 524288", "CANCEL")
+		if out, err := e.Call(context.Background(), "after", nil); err != nil || string(out) != "ok" {
+			t.Fatalf("a call after the enclave read again: %q, %v", out, err)
+		}
+		expectFrames(t, got, "CALL after 0")
+	})
 }
 
 // An enclave that reads a request whole and then stops reading must not hold up the CANCEL its
 // caller sends when giving up, nor the caller with it.
 func TestHostileStopsReadingAfterRequest(t *testing.T) {
-	for _, useShm := range []bool{false, true} {
-		t.Run(map[bool]string{false: "pipe", true: "shm"}[useShm], func(t *testing.T) {
-			resume := make(chan struct{})
-			got := make(chan string, 4)
-			script := func(c *wire.Conn, raw_ net.Conn) {
-				hello(c)
-				if !answerInit(c) {
-					return
-				}
-				for {
-					f, err := c.ReadFrame()
-					if err != nil {
-						return
-					}
-					switch f.Kind {
-					case wire.KindCall:
-						got <- "CALL"
-						<-resume // and read nothing meanwhile
-					case wire.KindCancel:
-						got <- "CANCEL"
-					case wire.KindFinalize:
-						c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK))
-						return
-					}
-				}
+	overTransports(t, func(t *testing.T, useShm bool) {
+		resume := make(chan struct{})
+		got := make(chan string, 4)
+		script := func(c *wire.Conn, _ net.Conn) {
+			hello(c)
+			if !answerInit(c) {
+				return
 			}
-			e, err := host.Load(context.Background(), host.LoadConfig{Name: "deaf", Backend: fakeBackend{script: script, shm: useShm}, Logger: quiet})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Destroy(context.Background(), nil)
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			defer cancel()
-			start := time.Now()
-			if _, err := e.Call(ctx, "m", nil); !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("Call = %v, want context.DeadlineExceeded", err)
-			}
-			if d := time.Since(start); d > 3*time.Second {
-				t.Fatalf("Call returned after %v: its CANCEL waited for the enclave to read", d)
-			}
-			close(resume)
-			for _, want := range []string{"CALL", "CANCEL"} {
-				select {
-				case g := <-got:
-					if g != want {
-						t.Fatalf("the enclave read %q, want %q", g, want)
-					}
-				case <-time.After(10 * time.Second):
-					t.Fatalf("the enclave never read %q", want)
-				}
-			}
-		})
-	}
+			recordFrames(c, got, func(wire.Frame) {
+				got <- "CALL"
+				<-resume // and read nothing meanwhile
+			})
+		}
+		e, err := host.Load(context.Background(), host.LoadConfig{Name: "deaf", Backend: fakeBackend{script: script, shm: useShm}, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Destroy(context.Background(), nil)
+		callTimesOut(t, e, "m", nil)
+		close(resume)
+		expectFrames(t, got, "CALL", "CANCEL")
+	})
 }

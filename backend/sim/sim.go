@@ -301,25 +301,29 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 	// prestarted process, they keep the numbers they arrive with.
 	files := []*os.File{childSock, img.f}
 	names := []string{wire.EnvChannel, wire.EnvImage}
+	// What the host keeps of each descriptor, closed if the start fails.
+	closers := []func() error{hostSock.Close}
+	fail := func(err error) (backend.Instance, error) {
+		for _, c := range closers {
+			c()
+		}
+		return nil, fmt.Errorf("sim: %w", err)
+	}
 	var sc *shm.Conn
 	if b.switchless {
 		var sf *os.File
 		sc, sf, err = shm.New(shm.Options{})
 		if err != nil {
-			hostSock.Close()
-			return nil, fmt.Errorf("sim: shared memory: %w", err)
+			return fail(fmt.Errorf("shared memory: %w", err))
 		}
 		defer sf.Close()
+		closers = append(closers, sc.Close)
 		files, names = append(files, sf), append(names, wire.EnvSharedMemory)
 	}
 	// The connection-passing socket: accepted connections go into the enclave as SCM_RIGHTS.
 	pfds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		hostSock.Close()
-		if sc != nil {
-			sc.Close()
-		}
-		return nil, fmt.Errorf("sim: socketpair: %w", err)
+		return fail(fmt.Errorf("socketpair: %w", err))
 	}
 	childPass := os.NewFile(uintptr(pfds[1]), "asylo-connpass-child")
 	defer childPass.Close()
@@ -327,34 +331,22 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 	hostPassConn, err := net.FileConn(hostPassFile)
 	hostPassFile.Close()
 	if err != nil {
-		hostSock.Close()
-		if sc != nil {
-			sc.Close()
-		}
-		return nil, fmt.Errorf("sim: %w", err)
+		return fail(err)
 	}
+	closers = append(closers, hostPassConn.Close)
 	files, names = append(files, childPass), append(names, wire.EnvConnPass)
 	// The attention socket (docs/wire.md, "Attention").
 	afds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		hostPassConn.Close()
-		hostSock.Close()
-		if sc != nil {
-			sc.Close()
-		}
-		return nil, fmt.Errorf("sim: socketpair: %w", err)
+		return fail(fmt.Errorf("socketpair: %w", err))
 	}
 	childAttn := os.NewFile(uintptr(afds[1]), "asylo-attention-child")
 	defer childAttn.Close()
 	attn, err := newNotifier(afds[0])
 	if err != nil {
-		hostPassConn.Close()
-		hostSock.Close()
-		if sc != nil {
-			sc.Close()
-		}
-		return nil, fmt.Errorf("sim: %w", err)
+		return fail(err)
 	}
+	closers = append(closers, attn.c.Close)
 	files, names = append(files, childAttn), append(names, wire.EnvAttention)
 	env := append([]string(nil), spec.Env...)
 	args := append([]string{filepath.Base(spec.Path)}, spec.Args...)
@@ -391,13 +383,7 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		err = in.cmd.Start()
 	}
 	if err != nil {
-		attn.close()
-		hostPassConn.Close()
-		hostSock.Close()
-		if sc != nil {
-			sc.Close()
-		}
-		return nil, fmt.Errorf("sim: starting enclave process: %w", err)
+		return fail(fmt.Errorf("starting enclave process: %w", err))
 	}
 	if sc != nil {
 		in.ch = &shmChannel{Conn: sc, sock: hostSock}

@@ -291,20 +291,27 @@ func (c *Conn) Read(p []byte) (int, error) {
 // (data already there is still returned); the zero t clears it. It may be called while a Read
 // waits, from any goroutine.
 func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.setDeadline(t, &c.rdeadline, &c.sleeping, func() *uint32 { return c.in.dataSeq })
+	return nil
+}
+
+// setDeadline stores t in dl and wakes the side that sleeps (flagged by sleeping) on the futex
+// word seq returns.
+func (c *Conn) setDeadline(t time.Time, dl *atomic.Int64, sleeping *atomic.Bool, seq func() *uint32) {
 	var ns int64
 	if !t.IsZero() {
 		ns = max(t.UnixNano(), 1)
 	}
-	c.rdeadline.Swap(ns) // a swap: see the note on handshake stores below
-	if c.sleeping.Load() {
+	dl.Swap(ns) // a swap: see the note on handshake stores below
+	if sleeping.Load() {
 		c.mu.RLock()
 		if c.mem != nil {
-			atomic.AddUint32(c.in.dataSeq, 1)
-			futexWake(c.in.dataSeq)
+			w := seq()
+			atomic.AddUint32(w, 1)
+			futexWake(w)
 		}
 		c.mu.RUnlock()
 	}
-	return nil
 }
 
 // tryRead performs one non-blocking read step.
@@ -385,19 +392,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 // SetWriteDeadline makes Write return os.ErrDeadlineExceeded instead of waiting for space after
 // t; the zero t clears it. It may be called while a Write waits, from any goroutine.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	var ns int64
-	if !t.IsZero() {
-		ns = max(t.UnixNano(), 1)
-	}
-	c.wdeadline.Swap(ns) // a swap, as in SetReadDeadline
-	if c.wsleeping.Load() {
-		c.mu.RLock()
-		if c.mem != nil {
-			atomic.AddUint32(c.out.spaceSeq, 1)
-			futexWake(c.out.spaceSeq)
-		}
-		c.mu.RUnlock()
-	}
+	c.setDeadline(t, &c.wdeadline, &c.wsleeping, func() *uint32 { return c.out.spaceSeq })
 	return nil
 }
 
@@ -485,18 +480,24 @@ func (c *Conn) canWrite() bool {
 		c.closed.Load() || c.corrupt.Load()
 }
 
+// sleepBudget is how long a futex sleep may last before the deadline dl (Unix nanoseconds, 0 for
+// none); false if dl has passed.
+func sleepBudget(dl int64) (time.Duration, bool) {
+	if dl == 0 {
+		return futexTimeout, true
+	}
+	left := time.Duration(dl - time.Now().UnixNano())
+	return min(futexTimeout, left), left > 0
+}
+
 func (c *Conn) waitData() {
 	dl := c.rdeadline.Load()
 	if c.spinUntil(c.canRead, dl) {
 		return
 	}
-	d := futexTimeout
-	if dl != 0 {
-		left := time.Duration(dl - time.Now().UnixNano())
-		if left <= 0 {
-			return
-		}
-		d = min(d, left)
+	d, ok := sleepBudget(dl)
+	if !ok {
+		return
 	}
 	s := atomic.LoadUint32(c.in.dataSeq)
 	atomic.SwapUint64(c.in.rwait, c.rhead+1)
@@ -515,13 +516,9 @@ func (c *Conn) waitSpace() {
 	if c.spinUntil(c.canWrite, dl) {
 		return
 	}
-	d := futexTimeout
-	if dl != 0 {
-		left := time.Duration(dl - time.Now().UnixNano())
-		if left <= 0 {
-			return
-		}
-		d = min(d, left)
+	d, ok := sleepBudget(dl)
+	if !ok {
+		return
 	}
 	s := atomic.LoadUint32(c.out.spaceSeq)
 	// We wait for head to move past wtail-size (the position that makes

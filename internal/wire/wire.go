@@ -339,12 +339,7 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 	var wrote int64
 	if n <= smallWrite {
 		// One buffer, as WriteFrame writes it: one system call, one publication on a ring.
-		b := append(c.wbuf[:0], make([]byte, HeaderSize)...)
-		PutHeader(b, kind, id, n)
-		for _, p := range parts {
-			b = append(b, p...)
-		}
-		c.wbuf = b
+		b := c.smallFrame(kind, id, n, parts)
 		var m int
 		m, err = c.rw.Write(b)
 		wrote, rest = int64(m), b[m:]
@@ -395,16 +390,22 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 	return true, ctx.Err()
 }
 
+// smallFrame assembles a frame of body length n in the reused buffer; the write lock is held.
+func (c *Conn) smallFrame(kind Kind, id uint64, n int, parts [][]byte) []byte {
+	b := append(c.wbuf[:0], make([]byte, HeaderSize)...)
+	PutHeader(b, kind, id, n)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	c.wbuf = b
+	return b
+}
+
 // write writes one frame of body length n; the write lock is held.
 func (c *Conn) write(kind Kind, id uint64, n int, parts [][]byte) error {
 	if n <= smallWrite {
 		// Header and body in the reused buffer: one system call, no allocation.
-		b := append(c.wbuf[:0], make([]byte, HeaderSize)...)
-		PutHeader(b, kind, id, n)
-		for _, p := range parts {
-			b = append(b, p...)
-		}
-		c.wbuf = b
+		b := c.smallFrame(kind, id, n, parts)
 		if cap(c.wbuf) > 2*smallWrite {
 			c.wbuf = nil
 		}
