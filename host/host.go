@@ -46,7 +46,10 @@ type LoadConfig struct {
 	// LogLevel is the least level of enclave log records that reach Logger.
 	LogLevel slog.Level
 	// Logger receives the enclave's log records (tagged with enclave=Name) and the host's own
-	// diagnostics. Nil means slog.Default().
+	// diagnostics. Nil means slog.Default(). A record is handled on the goroutine that reads
+	// the enclave's channel, before any later frame, so that the records a call logs are in
+	// before it returns; its handler must therefore not call into this enclave (the call would
+	// wait for a reader that waits for the handler).
 	Logger *slog.Logger
 	// Stdout and Stderr receive the enclave's standard output and error. Nil discards them.
 	Stdout, Stderr io.Writer
