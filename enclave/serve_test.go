@@ -239,6 +239,54 @@ func FuzzServe(f *testing.F) {
 	})
 }
 
+// records is an attention channel that returns one record per Read (as a SOCK_SEQPACKET socket
+// does), then io.EOF.
+type records struct{ rs [][]byte }
+
+func (r *records) Read(p []byte) (int, error) {
+	if len(r.rs) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.rs[0])
+	r.rs = r.rs[1:]
+	return n, nil
+}
+
+func (r *records) Close() error { return nil }
+
+// FuzzServeAttention is FuzzServe with an attention channel that carries arbitrary records
+// (each a length byte, then up to that many bytes of the input): counts of any value, records
+// of any length, its end at any point. Serve must return, never panic or hang.
+func FuzzServeAttention(f *testing.F) {
+	init := append(make([]byte, wire.HeaderSize), wire.AppendInit(nil, wire.InitParams{Name: "f"})...)
+	wire.PutHeader(init, wire.KindInit, 1, len(init)-wire.HeaderSize)
+	call := append(make([]byte, wire.HeaderSize), wire.AppendRequestHeader(nil, wire.KindCall, 0, "echo")...)
+	wire.PutHeader(call, wire.KindCall, 2, len(call)-wire.HeaderSize)
+	stream := append(append([]byte{}, init...), call...)
+	f.Add(stream, []byte{8, 2, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(stream, []byte{8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 3, 1, 2, 3})
+	f.Add(stream, []byte{0})
+	f.Fuzz(func(t *testing.T, stream, attn []byte) {
+		var rs [][]byte
+		for len(attn) > 0 {
+			n := min(int(attn[0]), len(attn)-1)
+			rs = append(rs, attn[1:1+n])
+			attn = attn[1+n:]
+		}
+		done := make(chan error, 1)
+		go func() {
+			done <- enclave.Serve(context.Background(), rwc{Reader: bytes.NewReader(stream), Writer: io.Discard}, nopApp{},
+				enclave.WithAttention(&records{rs}),
+				enclave.Handle("echo", func(_ context.Context, in []byte) ([]byte, error) { return in, nil }))
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve hung")
+		}
+	})
+}
+
 // TestLongCallHandsOffReading: a call that blocks on the reading goroutine must not stop the
 // enclave from reading, both while the watchdog ticks and after it parked for being idle: a
 // CANCEL for the blocked call and a second call still get through.
