@@ -208,6 +208,7 @@ type Enclave struct {
 	// other calls are in flight (docs/wire.md, "Attention").
 	notifier backend.Notifier
 	notified atomic.Uint64 // notifications sent, for tests
+	notes    atomic.Int64  // callers that asked for a notification not yet sent (see notify)
 }
 
 // resultBody is the wire.Conn buffer hook: the reused buffer for a large RESULT of a CallInto.
@@ -647,11 +648,21 @@ func (e *Enclave) cancel(id uint64) {
 	}()
 }
 
-// notify rings the enclave's attention channel, if it has one.
+// notify rings the enclave's attention channel, if it has one, for the frames written so far.
+// Concurrent callers share one notifier: a caller that finds another notifying leaves its frame
+// to it, since that one reads the count again after this caller's frame was written (its next
+// round sees the caller's mark).
 func (e *Enclave) notify() {
-	if e.notifier != nil {
+	if e.notifier == nil || e.notes.Add(1) > 1 {
+		return
+	}
+	for {
+		n := e.notes.Load()
 		e.notified.Add(1)
 		e.notifier.Notify(e.conn.FramesWritten())
+		if e.notes.Add(-n) == 0 {
+			return
+		}
 	}
 }
 
