@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -13,9 +12,8 @@ import (
 
 // notifier is the host end of the attention socket (docs/wire.md, "Attention").
 type notifier struct {
-	c     net.Conn
-	rc    syscall.RawConn
-	rings atomic.Uint64 // notifications sent, for tests
+	c  net.Conn
+	rc syscall.RawConn
 }
 
 // newNotifier takes ownership of fd, the host end of a SOCK_SEQPACKET socketpair: one
@@ -39,7 +37,6 @@ func newNotifier(fd int) (*notifier, error) {
 // notifications unread: the enclave is not reading them), it is dropped; a later one carries a
 // count at least as high.
 func (n *notifier) Notify(sent uint64) {
-	n.rings.Add(1)
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], sent)
 	n.rc.Write(func(fd uintptr) bool {
