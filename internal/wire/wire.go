@@ -143,6 +143,7 @@ type Conn struct {
 	rcap  bool   // rbody is the caller's buffer (ReadFrameInto's hook), of capacity rn
 
 	wsem chan struct{} // the write lock: a channel, so that WriteFrameContext can stop waiting
+	spin bool          // the stream is a spinning ring: try the lock a while before parking
 	wbuf []byte
 
 	// The interruption of the current WriteFrameContext: igen counts writes, so that a
@@ -163,7 +164,11 @@ func NewConn(rw io.ReadWriteCloser, maxRecv int) *Conn {
 	if maxRecv > HardMaxBody {
 		maxRecv = HardMaxBody
 	}
-	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), maxRecv: maxRecv, wsem: make(chan struct{}, 1)}
+	// A shared-memory ring (internal/shm, which reports Readable) is written in well under a
+	// microsecond: there a contended writer does better to retry than to park at once, as it
+	// does behind a socket writer, who needs the CPU for its system call (docs/benchmarks.md).
+	_, spin := rw.(interface{ Readable() bool })
+	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), maxRecv: maxRecv, wsem: make(chan struct{}, 1), spin: spin}
 }
 
 // Buffered is the number of bytes already read from the stream and not yet returned in a
@@ -284,7 +289,9 @@ func (c *Conn) WriteFrame(kind Kind, id uint64, parts ...[]byte) error {
 	if n > HardMaxBody {
 		return fmt.Errorf("%w: %v body of %d bytes", ErrTooLarge, kind, n)
 	}
-	c.wsem <- struct{}{}
+	if !c.tryLock() {
+		c.wsem <- struct{}{}
+	}
 	defer func() { <-c.wsem }()
 	err := c.write(kind, id, n, parts)
 	if err == nil {
@@ -311,10 +318,12 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 	if n > HardMaxBody {
 		return false, fmt.Errorf("%w: %v body of %d bytes", ErrTooLarge, kind, n)
 	}
-	select {
-	case c.wsem <- struct{}{}:
-	case <-ctx.Done():
-		return false, ctx.Err()
+	if !c.tryLock() {
+		select {
+		case c.wsem <- struct{}{}:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		<-c.wsem
@@ -388,6 +397,22 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 		<-c.wsem
 	}()
 	return true, ctx.Err()
+}
+
+// tryLock takes the write lock if it is free, retrying for a while on a spinning ring.
+func (c *Conn) tryLock() bool {
+	tries := 1
+	if c.spin {
+		tries = 128
+	}
+	for range tries {
+		select {
+		case c.wsem <- struct{}{}:
+			return true
+		default:
+		}
+	}
+	return false
 }
 
 // smallFrame assembles a frame of body length n in the reused buffer; the write lock is held.
