@@ -383,6 +383,17 @@ func recordFrames(c *wire.Conn, got chan<- string, onCall func(f wire.Frame)) {
 	}
 }
 
+// loadFake loads a fake enclave that plays script, destroyed when t ends.
+func loadFake(t *testing.T, script func(c *wire.Conn, raw net.Conn), useShm bool) *host.Enclave {
+	t.Helper()
+	e, err := host.Load(context.Background(), host.LoadConfig{Name: "fake", Backend: fakeBackend{script: script, shm: useShm}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Destroy(context.Background(), nil) })
+	return e
+}
+
 // expectFrames fails unless the fake enclave reports want, in order.
 func expectFrames(t *testing.T, got <-chan string, want ...string) {
 	t.Helper()
@@ -439,11 +450,7 @@ func TestHostileStopsReading(t *testing.T) {
 				c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK), []byte("ok"))
 			})
 		}
-		e, err := host.Load(context.Background(), host.LoadConfig{Name: "deaf", Backend: fakeBackend{script: script, shm: useShm}, Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer e.Destroy(context.Background(), nil)
+		e := loadFake(t, script, useShm)
 		callTimesOut(t, e, "big", bytes.Repeat([]byte("b"), 1<<19)) // stalls part-way through its request
 		callTimesOut(t, e, "small", []byte("s"))                    // waits to write behind it
 		if n := host.Pending(e); n != 1 {
@@ -474,11 +481,7 @@ func TestHostileStopsReadingAfterRequest(t *testing.T) {
 				<-resume // and read nothing meanwhile
 			})
 		}
-		e, err := host.Load(context.Background(), host.LoadConfig{Name: "deaf", Backend: fakeBackend{script: script, shm: useShm}, Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer e.Destroy(context.Background(), nil)
+		e := loadFake(t, script, useShm)
 		callTimesOut(t, e, "m", nil)
 		close(resume)
 		expectFrames(t, got, "CALL", "CANCEL")

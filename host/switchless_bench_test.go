@@ -4,23 +4,13 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/asylo-go/asylo/enclave"
-	"github.com/asylo-go/asylo/host"
 )
 
 // BenchmarkSwitchlessCPU is a 64-byte echo Call over shared memory with both sides in this
 // process (see shmBackend). It is not a latency figure (BenchmarkSwitchless64 in backend/sim is):
 // it measures the SDK's own work and allocations per call.
 func BenchmarkSwitchlessCPU(b *testing.B) {
-	be := shmBackend{opts: []enclave.Option{
-		enclave.Handle("echo", func(_ context.Context, in []byte) ([]byte, error) { return in, nil }),
-	}}
-	e, err := host.Load(context.Background(), host.LoadConfig{Name: "bench", Backend: be, Debug: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Destroy(context.Background(), nil)
+	e := loadShmEcho(b)
 	in := make([]byte, 64)
 	deadline, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()

@@ -141,20 +141,28 @@ func TestSwitchlessReading(t *testing.T) {
 	}
 }
 
+// loadShmEcho loads an enclave runtime with an "echo" handler over shmBackend, destroyed when tb
+// ends.
+func loadShmEcho(tb testing.TB) *host.Enclave {
+	tb.Helper()
+	be := shmBackend{opts: []enclave.Option{
+		enclave.Handle("echo", func(_ context.Context, in []byte) ([]byte, error) { return in, nil }),
+	}}
+	e, err := host.Load(context.Background(), host.LoadConfig{Name: "echo", Backend: be, Debug: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { e.Destroy(context.Background(), nil) })
+	return e
+}
+
 // A small call allocates six objects across both runtimes; the enclave's per-call context and
 // the host's recycled pending calls keep it there (docs/benchmarks.md).
 func TestCallAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes allocation counts")
 	}
-	be := shmBackend{opts: []enclave.Option{
-		enclave.Handle("echo", func(_ context.Context, in []byte) ([]byte, error) { return in, nil }),
-	}}
-	e, err := host.Load(context.Background(), host.LoadConfig{Name: "t", Backend: be, Debug: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Destroy(context.Background(), nil)
+	e := loadShmEcho(t)
 	in := make([]byte, 64)
 	allocs := testing.AllocsPerRun(2000, func() {
 		if _, err := e.Call(context.Background(), "echo", in); err != nil {
