@@ -33,3 +33,6 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	kernel.org/pub/linux/libs/security/libcap/psx v1.2.78 // indirect
 )
+
+// A fork with two fixes (third_party/go-seccomp-bpf/FORK.md); used by go generate and tests only.
+replace github.com/elastic/go-seccomp-bpf => ./third_party/go-seccomp-bpf

@@ -327,7 +327,7 @@ func TestSandboxedChild(t *testing.T) {
 		"connect_inherited_tcp_socket", "bind_inherited_tcp_socket",
 		"listen_inherited_tcp_socket", "accept4", "net_dial_tcp",
 		"execve_bin_true", "execveat", "os_exec_bin_true",
-		"clone_no_thread", "clone_vm_vfork",
+		"clone_no_thread", "clone_vm_vfork", "clone_flags_mmap_nr", "clone_flags_fcntl_nr",
 		"ptrace_traceme", "ptrace_attach_parent", "ptrace_attach_1",
 		"kill_1", "kill_parent", "kill_group", "kill_all", "tgkill_parent", "tkill_parent",
 		"pidfd_open_1", "process_vm_readv", "process_vm_writev", "wait4",
@@ -590,7 +590,7 @@ func TestPrecompiledFilter(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := slices.Clone(seccompFilter)
-		for _, i := range seccompPidAt {
+		for _, i := range seccompFilterPidAt {
 			got[i].K = pid
 		}
 		if len(got) != len(want) {

@@ -33,7 +33,7 @@ func loadSeccomp(pid int) ([]string, error) {
 		return nil, fmt.Errorf("seccomp filter mode not supported by this kernel")
 	}
 	prog := slices.Clone(seccompFilter)
-	for _, i := range seccompPidAt {
+	for _, i := range seccompFilterPidAt {
 		prog[i].K = uint32(pid)
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {

@@ -8,6 +8,6 @@ import "golang.org/x/sys/unix"
 // rather than run an enclave without its system-call allowlist.
 var (
 	seccompFilter  []unix.SockFilter
-	seccompPidAt   []int
+	seccompFilterPidAt   []int
 	seccompAllowed []string
 )

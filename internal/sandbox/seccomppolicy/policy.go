@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
+	"slices"
 	"sort"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
@@ -97,30 +98,135 @@ var Arches = []string{"amd64", "arm64"}
 // instructions that hold it (tgkill's target must be the process itself).
 const PidSentinel = 0x5a5a5a5a
 
+// Stage selects one of the policy's programs.
+//
+// Whole is the policy in one program, which a directly started enclave installs itself. A
+// prestarted process (docs/sandbox.md, "Prestarted processes") installs Launch before the
+// enclave it will start is known, off the load's critical path: the policy plus the few calls
+// that starting the enclave and finishing its sandbox need (listed at SpawnCloneFlags). The enclave runtime then
+// installs Finish, which allows everything except those extras. Filters stack and the kernel
+// applies the stricter answer, so Launch followed by Finish allows exactly what Whole allows
+// (TestStagesComposeToWhole checks every system call against many argument vectors).
+type Stage int
+
+const (
+	Whole Stage = iota
+	Launch
+	Finish
+)
+
+func (s Stage) String() string {
+	switch s {
+	case Whole:
+		return "whole"
+	case Launch:
+		return "launch"
+	case Finish:
+		return "finish"
+	}
+	return fmt.Sprintf("Stage(%d)", int(s))
+}
+
+// SpawnCloneFlags are the clone(2) flags with which the prestarted process starts the enclave:
+// the vfork-style clone of Go's syscall.ForkExec plus CLONE_PARENT, so that the enclave is the
+// host's child and the prestarted process can exit.
+const SpawnCloneFlags = unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_PARENT | uint64(unix.SIGCHLD)
+
+// What Launch allows beyond the policy, and Finish denies again, with why:
+//   - execve: the prestarted process executes the image (through /proc/self/fd/N);
+//   - clone with exactly SpawnCloneFlags: it starts the enclave as a vfork-style child;
+//   - tgkill to any process: the enclave's pid is not the prestarted process's (Finish then
+//     restricts tgkill to the enclave's own pid);
+//   - prctl(PR_SET_DUMPABLE, 0) and prctl(PR_SET_PDEATHSIG, SIGKILL): exec makes the process
+//     dumpable again, and the enclave is not the child of the process that set up its sandbox;
+//   - landlock_create_ruleset, landlock_add_rule, landlock_restrict_self: Landlock cannot be
+//     applied before the exec (it would deny executing the image);
+//   - seccomp(SECCOMP_SET_MODE_FILTER, ...): installing Finish.
+//
+// Every one of them only starts the enclave or restricts the caller further.
+
 // Build returns the policy for a process whose pid (as seen in its own pid namespace) is pid,
 // on architecture goarch, and the names it allows (conditionally allowed ones with a "*").
 func Build(goarch string, pid uint32) (*seccomp.Policy, []string, error) {
+	return BuildStage(goarch, Whole, pid)
+}
+
+// BuildStage returns one stage of the policy. For Whole and Launch the names are those allowed;
+// for Finish (which allows by default) those denied. Launch does not depend on pid.
+func BuildStage(goarch string, stage Stage, pid uint32) (*seccomp.Policy, []string, error) {
 	info, err := arch.GetInfo(goarch)
 	if err != nil {
 		return nil, nil, err
 	}
 	known := func(n string) bool { _, ok := info.SyscallNames[n]; return ok }
-
-	var names []string
-	seen := map[string]bool{}
-	for _, n := range Allowed {
-		if known(n) && !seen[n] {
-			seen[n] = true
-			names = append(names, n)
-		}
+	c := func(name string, conds ...seccomp.Condition) seccomp.NameWithConditions {
+		return seccomp.NameWithConditions{Name: name, Conditions: conds}
 	}
+	eq := func(arg uint32, v uint64) seccomp.Condition {
+		return seccomp.Condition{Argument: arg, Operation: seccomp.Equal, Value: v}
+	}
+	var names []string
 	var conds []seccomp.NameWithConditions
-	for _, nc := range conditionalSyscalls(pid) {
-		if known(nc.Name) {
+	switch stage {
+	case Whole, Launch:
+		names = slices.Clone(Allowed)
+		for _, nc := range conditionalSyscalls(pid) {
+			if stage == Launch && nc.Name == "tgkill" {
+				continue // allowed with any arguments below
+			}
 			conds = append(conds, nc)
 		}
+		if stage == Launch {
+			names = append(names, "execve", "tgkill", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self")
+			conds = append(conds,
+				c("clone", eq(0, SpawnCloneFlags)),
+				c("prctl", eq(0, unix.PR_SET_DUMPABLE), eq(1, 0)),
+				c("prctl", eq(0, unix.PR_SET_PDEATHSIG), eq(1, uint64(unix.SIGKILL))),
+				c("seccomp", eq(0, unix.SECCOMP_SET_MODE_FILTER)))
+		}
+	case Finish:
+		names = []string{"execve", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp"}
+		conds = []seccomp.NameWithConditions{
+			c("clone", seccomp.Condition{Argument: 0, Operation: seccomp.BitsNotSet, Value: unix.CLONE_THREAD}),
+			c("tgkill", seccomp.Condition{Argument: 0, Operation: seccomp.NotEqual, Value: uint64(pid)}),
+			c("prctl", eq(0, unix.PR_SET_DUMPABLE)),
+			c("prctl", eq(0, unix.PR_SET_PDEATHSIG)),
+		}
+	default:
+		return nil, nil, fmt.Errorf("seccomppolicy: unknown stage %v", stage)
 	}
 
+	var kept []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		if known(n) && !seen[n] {
+			seen[n] = true
+			kept = append(kept, n)
+		}
+	}
+	var keptConds []seccomp.NameWithConditions
+	for _, nc := range conds {
+		if known(nc.Name) {
+			keptConds = append(keptConds, nc)
+		}
+	}
+
+	listed := append([]string{}, kept...)
+	cseen := map[string]bool{}
+	for _, nc := range keptConds {
+		if !cseen[nc.Name] {
+			cseen[nc.Name] = true
+			listed = append(listed, nc.Name+"*")
+		}
+	}
+	sort.Strings(listed)
+
+	if stage == Finish {
+		return &seccomp.Policy{
+			DefaultAction: seccomp.ActionAllow,
+			Syscalls:      []seccomp.SyscallGroup{{Names: kept, NamesWithCondtions: keptConds, Action: seccomp.ActionErrno}},
+		}, listed, nil
+	}
 	groups := []seccomp.SyscallGroup{}
 	// clone3 passes its flags in memory, which BPF cannot inspect. Deny it
 	// with ENOSYS so glibc's pthread_create (cgo, race builds) falls back to
@@ -128,17 +234,7 @@ func Build(goarch string, pid uint32) (*seccomp.Policy, []string, error) {
 	if known("clone3") {
 		groups = append(groups, seccomp.SyscallGroup{Names: []string{"clone3"}, Action: seccomp.ActionErrno | seccomp.Action(enosys)})
 	}
-	groups = append(groups, seccomp.SyscallGroup{Names: names, NamesWithCondtions: conds, Action: seccomp.ActionAllow})
-
-	listed := append([]string{}, names...)
-	cseen := map[string]bool{}
-	for _, nc := range conds {
-		if !cseen[nc.Name] {
-			cseen[nc.Name] = true
-			listed = append(listed, nc.Name+"*")
-		}
-	}
-	sort.Strings(listed)
+	groups = append(groups, seccomp.SyscallGroup{Names: kept, NamesWithCondtions: keptConds, Action: seccomp.ActionAllow})
 	return &seccomp.Policy{
 		// Forbidden calls fail visibly with EPERM instead of killing.
 		DefaultAction: seccomp.ActionErrno,
@@ -148,11 +244,20 @@ func Build(goarch string, pid uint32) (*seccomp.Policy, []string, error) {
 
 // Program assembles the policy for goarch and pid into BPF.
 func Program(goarch string, pid uint32) ([]bpf.RawInstruction, []string, error) {
-	pol, names, err := Build(goarch, pid)
+	return ProgramStage(goarch, Whole, pid)
+}
+
+// ProgramStage assembles one stage of the policy into BPF.
+func ProgramStage(goarch string, stage Stage, pid uint32) ([]bpf.RawInstruction, []string, error) {
+	pol, names, err := BuildStage(goarch, stage, pid)
 	if err != nil {
 		return nil, nil, err
 	}
-	insts, err := pol.Assemble()
+	info, err := arch.GetInfo(goarch)
+	if err != nil {
+		return nil, nil, err
+	}
+	insts, err := pol.AssembleFor(info)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -165,39 +270,57 @@ func Program(goarch string, pid uint32) ([]bpf.RawInstruction, []string, error) 
 
 // Generate returns the Go source of internal/sandbox's zfilter_linux_<goarch>.go.
 func Generate(goarch string) ([]byte, error) {
-	prog, names, err := Program(goarch, PidSentinel)
-	if err != nil {
-		return nil, err
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "// Code generated by go generate (internal/sandbox/seccomppolicy); DO NOT EDIT.\n\n")
+	fmt.Fprintf(&b, "//go:build linux && %s\n\npackage sandbox\n\nimport \"golang.org/x/sys/unix\"\n\n", goarch)
+	for _, st := range []struct {
+		stage              Stage
+		prefix, doc        string
+		namesVar, namesDoc string
+	}{
+		{Whole, "seccompFilter", "the sandbox's seccomp policy", "seccompAllowed", "the allowed system calls"},
+		{Launch, "seccompLaunchFilter", "the policy's Launch stage (installed by a prestarted process)", "seccompLaunchAllowed", "the system calls Launch allows"},
+		{Finish, "seccompFinishFilter", "the policy's Finish stage (installed by an enclave started by a prestarted process)", "seccompFinishDenied", "the system calls Finish denies"},
+	} {
+		prog, pidAt, names, err := stageProgram(goarch, st.stage)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "// %s is %s for %s, with the pid at %sPidAt.\n", st.prefix, st.doc, goarch, st.prefix)
+		fmt.Fprintf(&b, "var %s = []unix.SockFilter{\n", st.prefix)
+		for _, in := range prog {
+			fmt.Fprintf(&b, "\t{Code: %#04x, Jt: %d, Jf: %d, K: %#x},\n", in.Op, in.Jt, in.Jf, in.K)
+		}
+		fmt.Fprintf(&b, "}\n\nvar %sPidAt = %#v\n\n", st.prefix, pidAt)
+		fmt.Fprintf(&b, "// %s lists %s (\"*\": with argument checks).\nvar %s = %#v\n\n", st.namesVar, st.namesDoc, st.namesVar, names)
 	}
-	// The pid slots are the instructions that change with the pid, and they must hold it.
-	other, _, err := Program(goarch, PidSentinel+1)
+	return format.Source(b.Bytes())
+}
+
+// stageProgram assembles a stage with the pid sentinel and finds the instructions that hold
+// the pid. Launch must not depend on the pid; the others must, in their tgkill rule.
+func stageProgram(goarch string, stage Stage) (prog []bpf.RawInstruction, pidAt []int, names []string, err error) {
+	prog, names, err = ProgramStage(goarch, stage, PidSentinel)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
+	}
+	other, _, err := ProgramStage(goarch, stage, PidSentinel+1)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	if len(other) != len(prog) {
-		return nil, fmt.Errorf("seccomppolicy: program length depends on the pid")
+		return nil, nil, nil, fmt.Errorf("seccomppolicy: %v program length depends on the pid", stage)
 	}
-	var pidAt []int
 	for i := range prog {
 		if prog[i] != other[i] {
 			if prog[i].K != PidSentinel || other[i].K != PidSentinel+1 || prog[i].Op != other[i].Op {
-				return nil, fmt.Errorf("seccomppolicy: instruction %d depends on the pid in an unexpected way", i)
+				return nil, nil, nil, fmt.Errorf("seccomppolicy: %v instruction %d depends on the pid in an unexpected way", stage, i)
 			}
 			pidAt = append(pidAt, i)
 		}
 	}
-	if len(pidAt) == 0 {
-		return nil, fmt.Errorf("seccomppolicy: no pid slot in the program")
+	if (len(pidAt) == 0) != (stage == Launch) {
+		return nil, nil, nil, fmt.Errorf("seccomppolicy: %v program has %d pid slots", stage, len(pidAt))
 	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "// Code generated by go generate (internal/sandbox/seccomppolicy); DO NOT EDIT.\n\n")
-	fmt.Fprintf(&b, "//go:build linux && %s\n\npackage sandbox\n\nimport \"golang.org/x/sys/unix\"\n\n", goarch)
-	fmt.Fprintf(&b, "// seccompFilter is the sandbox's seccomp policy for %s, with the pid at seccompPidAt.\n", goarch)
-	fmt.Fprintf(&b, "var seccompFilter = []unix.SockFilter{\n")
-	for _, in := range prog {
-		fmt.Fprintf(&b, "\t{Code: %#04x, Jt: %d, Jf: %d, K: %#x},\n", in.Op, in.Jt, in.Jf, in.K)
-	}
-	fmt.Fprintf(&b, "}\n\nvar seccompPidAt = %#v\n\n", pidAt)
-	fmt.Fprintf(&b, "// seccompAllowed lists the allowed system calls (\"*\": with argument checks).\nvar seccompAllowed = %#v\n", names)
-	return format.Source(b.Bytes())
+	return prog, pidAt, names, nil
 }
