@@ -19,31 +19,39 @@ func init() {
 			syscall.Close(fd)
 		}
 	}
-	if os.Getenv(wire.EnvSandbox) != "1" {
+	var opts sandbox.Options
+	switch os.Getenv(wire.EnvSandbox) {
+	case wire.SandboxWhole:
+		// Only what the launch contract names may cross into the sandbox.
+		var keep []int
+		for _, name := range []string{wire.EnvChannel, wire.EnvSharedMemory, wire.EnvConnPass, wire.EnvAttention} {
+			if fd, err := strconv.Atoi(os.Getenv(name)); err == nil {
+				keep = append(keep, fd)
+			}
+		}
+		closed, err := sandbox.CloseInherited(keep...)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "asylo enclave: cannot close inherited descriptors:", err)
+			os.Exit(70)
+		}
+		if len(closed) > 0 {
+			sandboxWarnings = append(sandboxWarnings, fmt.Sprintf("closed descriptors %v inherited from the host that the launch contract does not name", closed))
+		}
+	case wire.SandboxLaunched:
+		// Started by a prestarted process, which left open only what the launch contract
+		// names and installed the first stage of the seccomp policy: Restrict checks that and
+		// finishes.
+		opts.Launched = true
+	default:
 		return
 	}
-	// Only what the launch contract names may cross into the sandbox.
-	var keep []int
-	for _, name := range []string{wire.EnvChannel, wire.EnvSharedMemory, wire.EnvConnPass, wire.EnvAttention} {
-		if fd, err := strconv.Atoi(os.Getenv(name)); err == nil {
-			keep = append(keep, fd)
-		}
-	}
-	closed, err := sandbox.CloseInherited(keep...)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "asylo enclave: cannot close inherited descriptors:", err)
-		os.Exit(70)
-	}
-	rep, err := sandbox.Restrict(sandbox.Options{})
+	rep, err := sandbox.Restrict(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "asylo enclave: cannot sandbox the process:", err)
 		os.Exit(70)
 	}
 	// Reported to the host's log once the channel is up (see serveCall).
-	sandboxWarnings = rep.Warnings
-	if len(closed) > 0 {
-		sandboxWarnings = append(sandboxWarnings, fmt.Sprintf("closed descriptors %v inherited from the host that the launch contract does not name", closed))
-	}
+	sandboxWarnings = append(rep.Warnings, sandboxWarnings...)
 }
 
 // sandboxWarnings are what Restrict could not fully apply on this machine. Set once, by init.

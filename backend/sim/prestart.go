@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/asylo-go/asylo/backend"
 	"github.com/asylo-go/asylo/internal/sandbox"
+	"github.com/asylo-go/asylo/internal/wire"
 )
 
 // Prestarting (docs/sandbox.md, "Prestarted processes").
@@ -23,9 +25,9 @@ import (
 // Creating the sandbox's namespaces costs more than executing a small program: clone(2) with a
 // new user namespace and its id maps, and new pid, mount, network, IPC, UTS and cgroup
 // namespaces, takes about 1.5 ms on a small VM. With Prestart the back-end keeps one process
-// ready, already in its own new namespaces and with the sandbox's credentials, that waits for the
-// image and descriptors of the next enclave and then executes it. A load then pays for the exec
-// and the enclave's own start, and a new process is prepared in the background.
+// ready, already in the sandbox's namespaces and with its credentials, that waits for the image
+// and descriptors of the next enclave and then executes it. A load then pays for the exec and
+// the enclave's own start, and a new process is prepared in the background.
 //
 // The waiting process is this host program executed again (through a descriptor of
 // /proc/self/exe, like the enclave image, so that the sandbox's unprivileged user needs no
@@ -33,6 +35,10 @@ import (
 // recognises it and runs waitAndExec instead of the program. It holds nothing of the host's
 // (fresh process, nothing inherited but its control socket), and what it executes is the sealed
 // image the host measured, passed as a descriptor.
+//
+// While it waits it applies the part of the sandbox that does not depend on the enclave
+// (sandbox.PrepareLaunch: descriptors close-on-exec, no core dumps, no_new_privs, the first
+// stage of the seccomp policy), so that the enclave only finishes it (~0.3 ms less per load).
 
 // envPrestart marks a prestarted process; its value is the control socket's descriptor.
 const envPrestart = "ASYLO_SIM_PRESTART_FD"
@@ -68,10 +74,15 @@ func init() {
 	}
 }
 
-// waitAndExec is the prestarted process: it tells the host it is ready, receives one request and
-// executes the image. It never returns. Any failure exits with status 126 (before the request:
-// the host starts another process) or 127 (after it: the load sees the enclave exit).
+// waitAndExec is the prestarted process: it prepares the sandbox, tells the host it is ready,
+// receives one request and executes the image. It never returns. Any failure exits with status
+// 126 (before the request: the host starts another process) or 127 (after it: the load sees the
+// enclave exit).
 func waitAndExec(ctl int) {
+	if err := sandbox.PrepareLaunch(); err != nil {
+		fmt.Fprintln(os.Stderr, "asylo sim: prestarted process:", err)
+		os.Exit(126)
+	}
 	if _, err := unix.Write(ctl, []byte{'R'}); err != nil {
 		os.Exit(126)
 	}
@@ -115,17 +126,16 @@ func waitAndExec(ctl int) {
 			fail("stdout: %v", err)
 		}
 	}
-	// Nothing of this process may reach the enclave but what the request passes: the control
-	// socket and the descriptor of the host program are closed at exec like all the rest.
-	if err := unix.CloseRange(0, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		for _, fd := range []int{ctl, ctl + 1} {
-			unix.CloseOnExec(fd)
+	// Everything else this process holds is close-on-exec (PrepareLaunch, MSG_CMSG_CLOEXEC):
+	// only 0, 1, 2 and the named descriptors reach the enclave, which therefore need not look
+	// for inherited ones.
+	env := make([]string, 0, len(req.Env)+len(fds)+1)
+	for _, kv := range req.Env {
+		if !strings.HasPrefix(kv, wire.EnvSandbox+"=") {
+			env = append(env, kv)
 		}
 	}
-	for _, fd := range []int{0, 1, 2} {
-		unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
-	}
-	env := req.Env
+	env = append(env, wire.EnvSandbox+"="+wire.SandboxLaunched)
 	for i, name := range req.FDs {
 		if name == "" {
 			continue
@@ -164,9 +174,10 @@ func startPrestarted() (*prestarted, error) {
 	ctl := os.NewFile(uintptr(fds[0]), "asylo-prestart")
 	attr, _ := sandbox.ProcAttr() // the warnings are logged at each load
 	cmd := &exec.Cmd{
-		Path:        "/proc/self/fd/4",
-		Args:        []string{"asylo-sim-prestarted"},
-		Env:         []string{envPrestart + "=3"},
+		Path: "/proc/self/fd/4",
+		Args: []string{"asylo-sim-prestarted"},
+		// One P: fewer threads for the exec to kill (the enclave gets its own environment).
+		Env:         []string{envPrestart + "=3", "GOMAXPROCS=1"},
 		ExtraFiles:  []*os.File{child, self},
 		SysProcAttr: attr,
 	}

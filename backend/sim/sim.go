@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -137,6 +138,11 @@ type Image struct {
 	f           *os.File
 	Measurement identity.Measurement
 	Size        int64
+	// Static is true for an executable without a program interpreter (PT_INTERP): one that
+	// needs no file but itself to start, as `asylo build` makes them (CGO_ENABLED=0). Only
+	// those can run in a prestarted process, whose seccomp filter is in place before the
+	// image starts (docs/sandbox.md, "Prestarted processes").
+	Static bool
 }
 
 // Close releases the image.
@@ -190,7 +196,22 @@ func LoadImage(path string) (*Image, error) {
 		mf.Close()
 		return nil, err
 	}
-	return &Image{f: mf, Measurement: m, Size: n}, nil
+	return &Image{f: mf, Measurement: m, Size: n, Static: isStatic(mf)}, nil
+}
+
+// isStatic reports whether f is an ELF executable without a program interpreter. Anything it
+// cannot parse counts as not static (it would fail to execute anyway).
+func isStatic(f *os.File) bool {
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return false
+	}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return ef.Type == elf.ET_EXEC || ef.Type == elf.ET_DYN
 }
 
 func measureFD(f *os.File, n int64) (identity.Measurement, error) {
@@ -261,7 +282,7 @@ func (im *Image) dup() (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	return &Image{f: os.NewFile(uintptr(fd), im.f.Name()), Measurement: im.Measurement, Size: im.Size}, nil
+	return &Image{f: os.NewFile(uintptr(fd), im.f.Name()), Measurement: im.Measurement, Size: im.Size, Static: im.Static}, nil
 }
 
 // Start implements backend.Backend.
@@ -360,10 +381,14 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		for _, w := range warnings {
 			logger.Warn("sim: reduced isolation", "reason", w)
 		}
-		env = append(env, wire.EnvSandbox+"=1")
+		env = append(env, wire.EnvSandbox+"="+wire.SandboxWhole)
 	}
 	in := &instance{id: id, done: make(chan struct{}), backend: b, pass: hostPassConn.(*net.UnixConn), attn: attn}
-	if p := b.prestartProcess(); p != nil {
+	var p *prestarted
+	if img.Static {
+		p = b.prestartProcess()
+	}
+	if p != nil {
 		err = in.launchPrestarted(p, spec, args, env, files, names)
 	} else {
 		for i, name := range names {

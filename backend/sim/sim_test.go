@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -31,6 +32,7 @@ import (
 	"github.com/asylo-go/asylo/host"
 	"github.com/asylo-go/asylo/internal/conformance"
 	"github.com/asylo-go/asylo/internal/enclavetest"
+	"github.com/asylo-go/asylo/internal/testenclave"
 )
 
 func TestMain(m *testing.M) {
@@ -114,8 +116,14 @@ func TestPrestart(t *testing.T) {
 		t.Fatalf("enclave runs as pid %d, the prestarted process was %d", pid, ready)
 	}
 	checkIsolated(t, e)
+	// Everything a directly started enclave refuses, this one refuses too (the conformance
+	// suite's probe), although it only finished a sandbox the prestarted process began.
+	probeRefusesAll(t, e)
 	// It holds the same kinds of descriptors as an enclave started directly: nothing of the
-	// prestarted process (its control socket, the host program) leaked through the exec.
+	// prestarted process (its control socket, the host program) leaked through the exec. (A
+	// directly started enclave's Go runtime also holds the cgroup CPU limit files it opened
+	// before the sandbox; a prestarted one's runtime starts under seccomp and cannot open them:
+	// docs/sandbox.md, "Prestarted processes".)
 	var out2 conformance.SyncBuffer
 	direct, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: sim.New(sim.Switchless()), Debug: true, Stdout: &out2})
 	if err != nil {
@@ -123,7 +131,8 @@ func TestPrestart(t *testing.T) {
 	}
 	defer direct.Destroy(ctx, nil)
 	dpid, _ := direct.Process()
-	if got, want := fdKinds(t, ready), fdKinds(t, dpid); !slices.Equal(got, want) {
+	isCgroup := func(k string) bool { return strings.HasPrefix(k, "/sys/fs/cgroup/") }
+	if got, want := fdKinds(t, ready), slices.DeleteFunc(fdKinds(t, dpid), isCgroup); !slices.Equal(got, want) {
 		t.Errorf("prestarted enclave's descriptors %v, a directly started one's %v", got, want)
 	}
 	if got, err := e.Call(ctx, "echo", []byte("hi")); err != nil || string(got) != "hi" {
@@ -141,6 +150,60 @@ func TestPrestart(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "to stdout") {
 		t.Errorf("stdout relayed %q", out.String())
+	}
+}
+
+// TestPrestartDynamicImage: an executable that needs a program interpreter (a cgo build) cannot
+// start under the seccomp filter a prestarted process installs before it knows its image (the
+// interpreter must open the libraries): such an image is started directly, and the prestarted
+// process waits for the next static one.
+func TestPrestartDynamicImage(t *testing.T) {
+	ctx := context.Background()
+	dyn := filepath.Join(t.TempDir(), "dynamic.enclave")
+	cmd := exec.Command("go", "build", "-o", dyn, "./internal/testenclave/cmd/testenclave")
+	cmd.Dir = enclavetest.ModuleRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for path, want := range map[string]bool{dyn: false, testEnclave(t): true} {
+		im, err := sim.LoadImage(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if im.Static != want {
+			t.Errorf("%s: Static = %v, want %v", filepath.Base(path), im.Static, want)
+		}
+		im.Close()
+	}
+	be := sim.New(sim.Prestart())
+	first, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Backend: be, Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Destroy(ctx, nil)
+	var ready int
+	for deadline := time.Now().Add(20 * time.Second); ready == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		ready = sim.PrestartedPid(be)
+	}
+	if ready == 0 {
+		t.Fatal("no process prestarted after the first load")
+	}
+	e, err := host.Load(ctx, host.LoadConfig{Path: dyn, Backend: be, Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx, nil)
+	if pid, _ := e.Process(); pid == ready {
+		t.Fatalf("the dynamic image runs in the prestarted process %d", ready)
+	}
+	if got, err := e.Call(ctx, "echo", []byte("dyn")); err != nil || string(got) != "dyn" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	checkIsolated(t, e)
+	probeRefusesAll(t, e)
+	if sim.PrestartedPid(be) != ready {
+		t.Errorf("the prestarted process %d was used or lost", ready)
 	}
 }
 
@@ -282,9 +345,27 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-// hostProcess is a host that loads an enclave, reports its pid, and waits to be killed.
+// hostProcess is a host that loads an enclave, reports its pid, and waits to be killed. With
+// ASYLO_TEST_HOST_PRESTART set, the enclave it reports is started by a prestarted process.
 func hostProcess(path string) {
-	e, err := host.Load(context.Background(), host.LoadConfig{Path: path, Debug: true})
+	ctx := context.Background()
+	be := sim.New()
+	if os.Getenv("ASYLO_TEST_HOST_PRESTART") != "" {
+		be = sim.New(sim.Prestart())
+		first, err := host.Load(ctx, host.LoadConfig{Path: path, Debug: true, Backend: be})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		first.Destroy(ctx, nil)
+		for deadline := time.Now().Add(20 * time.Second); sim.PrestartedPid(be) == 0; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				fmt.Println("error: no prestarted process")
+				os.Exit(1)
+			}
+		}
+	}
+	e, err := host.Load(ctx, host.LoadConfig{Path: path, Debug: true, Backend: be})
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -296,8 +377,16 @@ func hostProcess(path string) {
 
 // If the host process dies, its enclaves die with it: no orphan keeps running with secrets.
 func TestEnclaveDiesWithHost(t *testing.T) {
+	t.Run("direct", func(t *testing.T) { enclaveDiesWithHost(t, false) })
+	t.Run("prestarted", func(t *testing.T) { enclaveDiesWithHost(t, true) })
+}
+
+func enclaveDiesWithHost(t *testing.T, prestart bool) {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "ASYLO_TEST_HOST_PROCESS="+testEnclave(t))
+	if prestart {
+		cmd.Env = append(cmd.Env, "ASYLO_TEST_HOST_PRESTART=1")
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -692,4 +781,26 @@ func fdKinds(t *testing.T, pid int) []string {
 	}
 	slices.Sort(kinds)
 	return kinds
+}
+
+// probeRefusesAll runs the test enclave's sandbox probe and fails the test for every action it
+// was allowed.
+func probeRefusesAll(t *testing.T, e *host.Enclave) {
+	t.Helper()
+	out, err := e.Call(context.Background(), "probe", []byte("127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r testenclave.ProbeResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	for action, result := range r.Attempts {
+		if result == "" {
+			t.Errorf("sandbox allowed: %s", action)
+		}
+	}
+	if r.Dumpable != 0 || r.NoNewPrivs != 1 || r.CoreLimit != 0 {
+		t.Errorf("dumpable=%d no_new_privs=%d core limit=%d", r.Dumpable, r.NoNewPrivs, r.CoreLimit)
+	}
 }

@@ -118,6 +118,21 @@ func childMain(mode string) {
 	case "full":
 		restrict(Options{})
 		childFull()
+	case "staged":
+		if err := PrepareLaunch(); err != nil {
+			fmt.Fprintln(os.Stderr, "PrepareLaunch:", err)
+			os.Exit(3)
+		}
+		restrict(Options{Launched: true})
+		childFull()
+	case "launched-unprepared":
+		_, err := Restrict(Options{Launched: true})
+		if errors.Is(err, ErrNotLaunched) {
+			fmt.Println("ErrNotLaunched:", err)
+		} else {
+			fmt.Println("unexpected:", err)
+		}
+		os.Exit(0)
 	case "panic":
 		restrict(Options{})
 		panic("boom-in-sandbox")

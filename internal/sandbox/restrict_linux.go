@@ -48,6 +48,14 @@ func Restrict(opts Options) (*Report, error) {
 	defer runtime.UnlockOSThread()
 
 	rep := &Report{}
+	if opts.Launched {
+		err := finishLaunch(opts, rep)
+		fillChecks(rep)
+		if err == nil && !rep.NotDumpable {
+			err = fmt.Errorf("sandbox: verification failed: not_dumpable=%v", rep.NotDumpable)
+		}
+		return rep, err
+	}
 
 	// 1. No core dumps (process-wide).
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: 0, Max: 0}); err != nil {
@@ -71,7 +79,7 @@ func Restrict(opts Options) (*Report, error) {
 		rep.LandlockDegraded = true
 		rep.Warnings = append(rep.Warnings, "landlock: skipped by Options.SkipLandlock")
 	} else {
-		if err := applyLandlock(rep); err != nil {
+		if err := applyLandlock(rep, false); err != nil {
 			fillChecks(rep)
 			return rep, fmt.Errorf("sandbox: landlock: %w", err)
 		}
@@ -110,7 +118,12 @@ func Restrict(opts Options) (*Report, error) {
 // the calling thread only, and the report says so; seccomp (TSYNC) still
 // covers every thread. Non-cgo builds use syscall.AllThreadsSyscall and are
 // not affected.
-func applyLandlock(rep *Report) error {
+//
+// nnpEverywhere says no_new_privs is already set on every thread (a launched process: it was
+// set before exec and is inherited by every thread created since). go-landlock would set it
+// again on every thread, a second stop-the-world round before ABI 8 (~50 µs here), so in that
+// case the ruleset is enforced with one all-threads system call.
+func applyLandlock(rep *Report, nnpEverywhere bool) error {
 	abi := landlockABI()
 	if abi == 0 {
 		rep.LandlockDegraded = true
@@ -118,7 +131,19 @@ func applyLandlock(rep *Report) error {
 		return nil
 	}
 	cfg := landlock.V11.BestEffort()
-	if abi >= 8 || !buildCgo || procMatchesPidNS() {
+	if nnpEverywhere && abi < 8 && !buildCgo {
+		fd, flags, err := cfg.NewRulesetFD()
+		if err != nil {
+			return err
+		}
+		if fd >= 0 {
+			defer unix.Close(fd)
+			if err := llsys.AllThreadsLandlockRestrictSelf(fd, flags); err != nil {
+				return fmt.Errorf("landlock_restrict_self: %w", err)
+			}
+		}
+		rep.LandlockAllThreads = true
+	} else if abi >= 8 || !buildCgo || procMatchesPidNS() {
 		if err := cfg.Restrict(); err != nil {
 			return err
 		}

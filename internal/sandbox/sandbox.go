@@ -10,6 +10,11 @@ type Options struct {
 	// rarely needed.
 	SkipLandlock bool
 
+	// Launched says the process was executed by one that called PrepareLaunch: Restrict then
+	// verifies what that set up and finishes the sandbox (not dumpable, Landlock, the Finish
+	// stage of the seccomp policy) instead of applying all of it.
+	Launched bool
+
 	// noSeccomp is for this package's tests only: it lets a test prove that
 	// the Landlock layer is effective on its own.
 	noSeccomp bool

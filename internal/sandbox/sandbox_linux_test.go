@@ -170,7 +170,16 @@ func expectErrno(t *testing.T, r *childResult, want syscall.Errno, names ...stri
 
 // TestSandboxedChild is the main end-to-end test: a child started with
 // ProcAttr() calls Restrict and then probes the sandbox from the inside.
+// TestSandboxedChild runs every check in a sandboxed child: sandboxed by Restrict ("full"), and
+// in two stages as a prestarted process and its enclave do it ("staged": PrepareLaunch, then
+// Restrict with Options.Launched, in one process), which must refuse exactly the same.
 func TestSandboxedChild(t *testing.T) {
+	for _, mode := range []string{"full", "staged"} {
+		t.Run(mode, func(t *testing.T) { sandboxedChild(t, mode) })
+	}
+}
+
+func sandboxedChild(t *testing.T, mode string) {
 	e := newEnv(t)
 
 	// Parent ends: socketpair, memfd, an unconnected TCP socket, a secret
@@ -219,7 +228,7 @@ func TestSandboxedChild(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, childBin, "-test.run=^$")
-	cmd.Env = e.vars("full")
+	cmd.Env = e.vars(mode)
 	cmd.SysProcAttr = attr
 	cmd.ExtraFiles = []*os.File{childEnd, memf, tcpf}
 	var stdout, stderr bytes.Buffer
@@ -496,6 +505,23 @@ func TestLandlockAlone(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.tmp, "created-by-child")); err == nil {
 		t.Errorf("landlocked child created a file")
+	}
+}
+
+// TestLaunchedUnprepared: Restrict with Options.Launched refuses a process that PrepareLaunch did
+// not prepare, with ErrNotLaunched, rather than leave it without its seccomp filter.
+func TestLaunchedUnprepared(t *testing.T) {
+	e := newEnv(t)
+	attr, _ := ProcAttr()
+	cmd := exec.Command(childBin, "-test.run=^$")
+	cmd.Env = e.vars("launched-unprepared")
+	cmd.SysProcAttr = attr
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "ErrNotLaunched") {
+		t.Fatalf("child says %q", out)
 	}
 }
 

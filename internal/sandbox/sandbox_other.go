@@ -28,3 +28,10 @@ func Probe() []Feature {
 
 // CloseInherited is a no-op on this system.
 func CloseInherited(keep ...int) ([]int, error) { return nil, errUnsupported }
+
+// ErrNotLaunched is returned by Restrict with Options.Launched when the process was not
+// prepared by PrepareLaunch.
+var ErrNotLaunched = errors.New("sandbox: process was not prepared by PrepareLaunch")
+
+// PrepareLaunch is only implemented on Linux.
+func PrepareLaunch() error { return errUnsupported }

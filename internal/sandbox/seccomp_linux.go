@@ -29,31 +29,43 @@ func loadSeccomp(pid int) ([]string, error) {
 	if len(seccompFilter) == 0 {
 		return nil, fmt.Errorf("no seccomp policy for %s", runtime.GOARCH)
 	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("no_new_privs: %w", err)
+	}
 	if !seccompSupported() {
 		return nil, fmt.Errorf("seccomp filter mode not supported by this kernel")
 	}
-	prog := slices.Clone(seccompFilter)
-	for _, i := range seccompFilterPidAt {
-		prog[i].K = uint32(pid)
+	if err := loadFilter(seccompFilter, seccompFilterPidAt, pid); err != nil {
+		return nil, err
 	}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return nil, fmt.Errorf("no_new_privs: %w", err)
+	return slices.Clone(seccompAllowed), nil
+}
+
+// loadFilter installs program, with pid at the instructions pidAt, on every thread (TSYNC).
+// The caller has set no_new_privs.
+func loadFilter(program []unix.SockFilter, pidAt []int, pid int) error {
+	if len(program) == 0 {
+		return fmt.Errorf("no seccomp policy for %s", runtime.GOARCH)
+	}
+	prog := slices.Clone(program)
+	for _, i := range pidAt {
+		prog[i].K = uint32(pid)
 	}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	r, _, e := unix.Syscall(unix.SYS_SECCOMP, seccompSetModeFilter, seccompFilterFlagTSync, uintptr(unsafe.Pointer(&fprog)))
 	runtime.KeepAlive(prog)
 	if e != 0 {
-		return nil, fmt.Errorf("loading the filter: %w", e)
+		return fmt.Errorf("loading the filter: %w", e)
 	}
 	if r != 0 {
 		// With TSYNC, a positive result is the id of a thread that could not be synchronised;
 		// no filter was installed.
-		return nil, fmt.Errorf("loading the filter: thread %d could not be synchronised", r)
+		return fmt.Errorf("loading the filter: thread %d could not be synchronised", r)
 	}
 	if mode, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0); err != nil || mode != 2 {
-		return nil, fmt.Errorf("seccomp filter not in effect after loading (PR_GET_SECCOMP=%d, %v)", mode, err)
+		return fmt.Errorf("seccomp filter not in effect after loading (PR_GET_SECCOMP=%d, %v)", mode, err)
 	}
-	return slices.Clone(seccompAllowed), nil
+	return nil
 }
 
 // seccompSupported reports whether seccomp(2) filter mode is available: strict mode with a

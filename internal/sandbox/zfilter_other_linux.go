@@ -4,10 +4,13 @@ package sandbox
 
 import "golang.org/x/sys/unix"
 
-// No seccomp policy is generated for this architecture (seccomppolicy.Arches): Restrict fails
-// rather than run an enclave without its system-call allowlist.
+// No seccomp policy is generated for this architecture (seccomppolicy.Arches): Restrict and
+// PrepareLaunch fail rather than run an enclave without its system-call allowlist.
 var (
-	seccompFilter  []unix.SockFilter
-	seccompFilterPidAt   []int
-	seccompAllowed []string
+	seccompFilter            []unix.SockFilter
+	seccompFilterPidAt       []int
+	seccompAllowed           []string
+	seccompLaunchFilter      []unix.SockFilter
+	seccompFinishFilter      []unix.SockFilter
+	seccompFinishFilterPidAt []int
 )

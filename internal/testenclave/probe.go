@@ -3,6 +3,7 @@ package testenclave
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"syscall"
@@ -103,6 +104,36 @@ func Probe(ctx context.Context, input []byte) ([]byte, error) {
 	try("mount tmpfs", unix.Mount("none", "/tmp", "tmpfs", 0, ""))
 	try("chdir /", unix.Chdir("/"))
 	try("setuid 0", unix.Setuid(0))
+
+	// What a prestarted process's first seccomp stage allows so that it can start the enclave
+	// and the enclave can finish its sandbox: the second stage must take each back, with the
+	// seccomp filter's EPERM (another error means the filter let the call through).
+	seccompRefuses := func(name string, err error) {
+		if errors.Is(err, unix.EPERM) {
+			try(name, err)
+		} else {
+			try(name, nil) // let through: reported as allowed
+		}
+	}
+	seccompRefuses("execve (seccomp)", unix.Exec("/bin/true", []string{"true"}, nil))
+	seccompRefuses("clone CLONE_PARENT|CLONE_VFORK", func() error {
+		pid, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{Sys: &syscall.SysProcAttr{Cloneflags: syscall.CLONE_PARENT}})
+		if err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		return err
+	}())
+	seccompRefuses("prctl PR_SET_DUMPABLE 0", unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0))
+	seccompRefuses("prctl PR_SET_PDEATHSIG", unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0))
+	seccompRefuses("landlock_create_ruleset", func() error {
+		_, _, e := unix.RawSyscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, 1) // ABI version query
+		return errnoErr(e)
+	}())
+	seccompRefuses("seccomp SET_MODE_FILTER", func() error {
+		_, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, 0) // EFAULT if let through
+		return errnoErr(e)
+	}())
+	seccompRefuses("tgkill another process", unix.Tgkill(unix.Getpid()+1000, unix.Getpid()+1000, 0))
 
 	r.Dumpable, _ = unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
 	r.NoNewPrivs, _ = unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)

@@ -20,6 +20,11 @@ const (
 	EnvAttention = "ASYLO_ATTENTION_FD"
 	// EnvImage is the fd of the sealed memfd the enclave was executed from; the runtime closes it.
 	EnvImage = "ASYLO_IMAGE_FD"
-	// EnvSandbox = "1" asks the runtime to sandbox the process before any application code runs.
+	// EnvSandbox asks the runtime to sandbox the process before any application code runs:
+	// SandboxWhole, or SandboxLaunched for a process started by a prestarted one, which applied
+	// part of the sandbox before it knew the enclave (internal/sandbox.PrepareLaunch).
 	EnvSandbox = "ASYLO_SANDBOX"
+
+	SandboxWhole    = "1"
+	SandboxLaunched = "launched"
 )

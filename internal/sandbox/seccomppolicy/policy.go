@@ -87,6 +87,9 @@ func conditionalSyscalls(pid uint32) []seccomp.NameWithConditions {
 	return out
 }
 
+// archSetFS is ARCH_SET_FS (asm/prctl.h, x86 only; not in x/sys/unix).
+const archSetFS = 0x1002
+
 // enosys is ENOSYS on the architectures a program is generated for (the value differs on
 // some others, such as mips).
 const enosys = 38
@@ -101,12 +104,24 @@ const PidSentinel = 0x5a5a5a5a
 // Stage selects one of the policy's programs.
 //
 // Whole is the policy in one program, which a directly started enclave installs itself. A
-// prestarted process (docs/sandbox.md, "Prestarted processes") installs Launch before the
-// enclave it will start is known, off the load's critical path: the policy plus the few calls
-// that starting the enclave and finishing its sandbox need (listed at SpawnCloneFlags). The enclave runtime then
-// installs Finish, which allows everything except those extras. Filters stack and the kernel
-// applies the stricter answer, so Launch followed by Finish allows exactly what Whole allows
-// (TestStagesComposeToWhole checks every system call against many argument vectors).
+// prestarted process (docs/sandbox.md, "Prestarted processes") installs Launch while it waits
+// for its enclave, off the load's critical path: the policy plus what executing the enclave and
+// finishing its sandbox need. The enclave runtime then installs Finish, which allows everything
+// except those additions. Filters stack and the kernel applies the stricter answer, so Launch
+// followed by Finish allows exactly what Whole allows (TestStagesComposeToWhole).
+//
+// Launch adds, and Finish takes back:
+//   - execve: the prestarted process executes the image (through /proc/self/fd/N);
+//   - arch_prctl(ARCH_SET_FS, ...) (amd64): the Go runtime of the executed image sets up its
+//     thread-local storage with it, first thing;
+//   - prctl(PR_SET_DUMPABLE, 0): exec makes the process dumpable again;
+//   - prctl(PR_SET_NO_NEW_PRIVS, 1): go-landlock sets it again on every thread (it is set);
+//   - landlock_create_ruleset, landlock_add_rule, landlock_restrict_self: Landlock cannot be
+//     applied before the exec (a domain without rules denies executing the image);
+//   - seccomp(SECCOMP_SET_MODE_FILTER, ...): installing Finish.
+//
+// Each of them executes the measured image or restricts the caller further. The process keeps
+// its pid through exec, so the tgkill rule needs no change.
 type Stage int
 
 const (
@@ -127,24 +142,6 @@ func (s Stage) String() string {
 	return fmt.Sprintf("Stage(%d)", int(s))
 }
 
-// SpawnCloneFlags are the clone(2) flags with which the prestarted process starts the enclave:
-// the vfork-style clone of Go's syscall.ForkExec plus CLONE_PARENT, so that the enclave is the
-// host's child and the prestarted process can exit.
-const SpawnCloneFlags = unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_PARENT | uint64(unix.SIGCHLD)
-
-// What Launch allows beyond the policy, and Finish denies again, with why:
-//   - execve: the prestarted process executes the image (through /proc/self/fd/N);
-//   - clone with exactly SpawnCloneFlags: it starts the enclave as a vfork-style child;
-//   - tgkill to any process: the enclave's pid is not the prestarted process's (Finish then
-//     restricts tgkill to the enclave's own pid);
-//   - prctl(PR_SET_DUMPABLE, 0) and prctl(PR_SET_PDEATHSIG, SIGKILL): exec makes the process
-//     dumpable again, and the enclave is not the child of the process that set up its sandbox;
-//   - landlock_create_ruleset, landlock_add_rule, landlock_restrict_self: Landlock cannot be
-//     applied before the exec (it would deny executing the image);
-//   - seccomp(SECCOMP_SET_MODE_FILTER, ...): installing Finish.
-//
-// Every one of them only starts the enclave or restricts the caller further.
-
 // Build returns the policy for a process whose pid (as seen in its own pid namespace) is pid,
 // on architecture goarch, and the names it allows (conditionally allowed ones with a "*").
 func Build(goarch string, pid uint32) (*seccomp.Policy, []string, error) {
@@ -152,7 +149,7 @@ func Build(goarch string, pid uint32) (*seccomp.Policy, []string, error) {
 }
 
 // BuildStage returns one stage of the policy. For Whole and Launch the names are those allowed;
-// for Finish (which allows by default) those denied. Launch does not depend on pid.
+// for Finish (which allows by default) those denied. Finish does not depend on pid.
 func BuildStage(goarch string, stage Stage, pid uint32) (*seccomp.Policy, []string, error) {
 	info, err := arch.GetInfo(goarch)
 	if err != nil {
@@ -170,27 +167,20 @@ func BuildStage(goarch string, stage Stage, pid uint32) (*seccomp.Policy, []stri
 	switch stage {
 	case Whole, Launch:
 		names = slices.Clone(Allowed)
-		for _, nc := range conditionalSyscalls(pid) {
-			if stage == Launch && nc.Name == "tgkill" {
-				continue // allowed with any arguments below
-			}
-			conds = append(conds, nc)
-		}
+		conds = conditionalSyscalls(pid)
 		if stage == Launch {
-			names = append(names, "execve", "tgkill", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self")
+			names = append(names, "execve", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self")
 			conds = append(conds,
-				c("clone", eq(0, SpawnCloneFlags)),
+				c("arch_prctl", eq(0, archSetFS)),
 				c("prctl", eq(0, unix.PR_SET_DUMPABLE), eq(1, 0)),
-				c("prctl", eq(0, unix.PR_SET_PDEATHSIG), eq(1, uint64(unix.SIGKILL))),
+				c("prctl", eq(0, unix.PR_SET_NO_NEW_PRIVS), eq(1, 1)),
 				c("seccomp", eq(0, unix.SECCOMP_SET_MODE_FILTER)))
 		}
 	case Finish:
-		names = []string{"execve", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp"}
+		names = []string{"arch_prctl", "execve", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp"}
 		conds = []seccomp.NameWithConditions{
-			c("clone", seccomp.Condition{Argument: 0, Operation: seccomp.BitsNotSet, Value: unix.CLONE_THREAD}),
-			c("tgkill", seccomp.Condition{Argument: 0, Operation: seccomp.NotEqual, Value: uint64(pid)}),
 			c("prctl", eq(0, unix.PR_SET_DUMPABLE)),
-			c("prctl", eq(0, unix.PR_SET_PDEATHSIG)),
+			c("prctl", eq(0, unix.PR_SET_NO_NEW_PRIVS)),
 		}
 	default:
 		return nil, nil, fmt.Errorf("seccomppolicy: unknown stage %v", stage)
@@ -298,7 +288,7 @@ func Generate(goarch string) ([]byte, error) {
 }
 
 // stageProgram assembles a stage with the pid sentinel and finds the instructions that hold
-// the pid. Launch must not depend on the pid; the others must, in their tgkill rule.
+// the pid: Whole and Launch have them (tgkill's rule), Finish has none.
 func stageProgram(goarch string, stage Stage) (prog []bpf.RawInstruction, pidAt []int, names []string, err error) {
 	prog, names, err = ProgramStage(goarch, stage, PidSentinel)
 	if err != nil {
@@ -319,7 +309,7 @@ func stageProgram(goarch string, stage Stage) (prog []bpf.RawInstruction, pidAt 
 			pidAt = append(pidAt, i)
 		}
 	}
-	if (len(pidAt) == 0) != (stage == Launch) {
+	if (len(pidAt) == 0) != (stage == Finish) {
 		return nil, nil, nil, fmt.Errorf("seccomppolicy: %v program has %d pid slots", stage, len(pidAt))
 	}
 	return prog, pidAt, names, nil

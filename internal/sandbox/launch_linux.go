@@ -1,0 +1,112 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Staged sandboxing, for processes prepared before they know their enclave (sim.Prestart).
+//
+// A prestarted process calls PrepareLaunch while it waits: every descriptor it holds becomes
+// close-on-exec, core dumps are off, no_new_privs is set and the seccomp policy's Launch stage
+// is installed on every thread. Those steps are then off the load's critical path. The process
+// then executes the enclave, which calls Restrict with Options.Launched to finish the job: not
+// dumpable, Landlock, and the Finish stage, which takes back exactly what Launch allowed beyond
+// the policy (seccomppolicy.Stage).
+
+// ErrNotLaunched is returned by Restrict with Options.Launched when the process does not carry
+// what PrepareLaunch sets up (no seccomp filter, no no_new_privs, or core dumps allowed).
+var ErrNotLaunched = errors.New("sandbox: process was not prepared by PrepareLaunch")
+
+var (
+	launchMu       sync.Mutex
+	launchPrepared bool
+)
+
+// PrepareLaunch prepares a process that will execute an enclave later (see above). After it,
+// the process can still receive descriptors, duplicate them, clear their close-on-exec flag and
+// execute a program; it can no longer open files, create sockets or processes, or raise its
+// privileges. It fails where Restrict would (no seccomp, an architecture without a policy).
+func PrepareLaunch() error {
+	launchMu.Lock()
+	defer launchMu.Unlock()
+	if launchPrepared {
+		return errors.New("sandbox: PrepareLaunch already called in this process")
+	}
+	launchPrepared = true
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if len(seccompLaunchFilter) == 0 {
+		return fmt.Errorf("sandbox: no seccomp policy for %s", runtime.GOARCH)
+	}
+	if !seccompSupported() {
+		return errors.New("sandbox: seccomp filter mode not supported by this kernel")
+	}
+	// Nothing this process holds may reach the enclave but what it is passed later.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		if err := cloexecAll(); err != nil {
+			return fmt.Errorf("sandbox: marking descriptors close-on-exec: %w", err)
+		}
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: 0, Max: 0}); err != nil {
+		return fmt.Errorf("sandbox: setrlimit(RLIMIT_CORE, 0): %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("sandbox: prctl(PR_SET_NO_NEW_PRIVS, 1): %w", err)
+	}
+	if err := loadFilter(seccompLaunchFilter, seccompLaunchFilterPidAt, unix.Getpid()); err != nil {
+		return fmt.Errorf("sandbox: seccomp (launch stage): %w", err)
+	}
+	return nil
+}
+
+// cloexecAll sets close-on-exec on every descriptor above 2, for kernels without
+// close_range(CLOSE_RANGE_CLOEXEC) (before 5.11).
+func cloexecAll() error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
+}
+
+// finishLaunch is Restrict for a process executed by a prepared one (Options.Launched). The
+// caller holds the OS thread.
+func finishLaunch(opts Options, rep *Report) error {
+	fillChecks(rep)
+	mode, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0)
+	if err != nil || mode != 2 || !rep.NoNewPrivs || !rep.CoreLimitZero {
+		return fmt.Errorf("%w: seccomp mode %d, no_new_privs=%v, core limit zero=%v", ErrNotLaunched, mode, rep.NoNewPrivs, rep.CoreLimitZero)
+	}
+	// exec made the process dumpable again.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("sandbox: prctl(PR_SET_DUMPABLE, 0): %w", err)
+	}
+	if opts.SkipLandlock {
+		rep.LandlockDegraded = true
+		rep.Warnings = append(rep.Warnings, "landlock: skipped by Options.SkipLandlock")
+	} else if err := applyLandlock(rep, true); err != nil {
+		return fmt.Errorf("sandbox: landlock: %w", err)
+	}
+	if err := loadFilter(seccompFinishFilter, seccompFinishFilterPidAt, unix.Getpid()); err != nil {
+		return fmt.Errorf("sandbox: seccomp (finish stage): %w", err)
+	}
+	// Launch and Finish together are the whole policy (seccomppolicy.TestStagesComposeToWhole).
+	rep.Seccomp = true
+	rep.SeccompAllowed = slices.Clone(seccompAllowed)
+	return nil
+}
