@@ -33,6 +33,24 @@ func run(t *testing.T, vm *bpf.VM, auditArch uint32, nr int, args [6]uint64) uin
 	return uint32(r)
 }
 
+// newVM assembles a stage for goarch and pid and loads it into x/net/bpf's interpreter.
+func newVM(t *testing.T, goarch string, stage Stage, pid uint32) *bpf.VM {
+	t.Helper()
+	raw, _, err := ProgramStage(goarch, stage, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insts, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatalf("%s %v: program does not disassemble", goarch, stage)
+	}
+	vm, err := bpf.NewVM(insts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
+}
+
 // stricter is the kernel's choice between two filters' answers: the lower action, compared as a
 // signed 32-bit number (SECCOMP_RET_ACTION_FULL); on a tie the most recently installed filter's.
 func stricter(older, newer uint32) uint32 {
@@ -46,21 +64,6 @@ func stricter(older, newer uint32) uint32 {
 // and every argument vector tried, exactly the answer Whole gives.
 func TestStagesComposeToWhole(t *testing.T) {
 	const pid = 1
-	vmOf := func(goarch string, stage Stage) *bpf.VM {
-		raw, _, err := ProgramStage(goarch, stage, pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		insts, ok := bpf.Disassemble(raw)
-		if !ok {
-			t.Fatalf("%v: program does not disassemble", stage)
-		}
-		vm, err := bpf.NewVM(insts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return vm
-	}
 	// Values the policies test, and their neighbours.
 	specials := []uint64{0, 1, 2, 9, 15, pid, pid + 1, 4194304,
 		unix.CLONE_THREAD | unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND | unix.CLONE_SYSVSEM,
@@ -75,7 +78,7 @@ func TestStagesComposeToWhole(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		whole, launch, finish := vmOf(goarch, Whole), vmOf(goarch, Launch), vmOf(goarch, Finish)
+		whole, launch, finish := newVM(t, goarch, Whole, pid), newVM(t, goarch, Launch, pid), newVM(t, goarch, Finish, pid)
 		// The syscalls some stage tests arguments of, whose numbers are also interesting
 		// argument values (go-seccomp-bpf v1.6.0 mistook an argument for a syscall number).
 		conditional := map[int]bool{}
@@ -140,19 +143,7 @@ func TestStagesComposeToWhole(t *testing.T) {
 func TestLaunchAllowsExec(t *testing.T) {
 	for _, goarch := range Arches {
 		info, _ := arch.GetInfo(goarch)
-		vm := func(stage Stage) *bpf.VM {
-			raw, _, err := ProgramStage(goarch, stage, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			insts, _ := bpf.Disassemble(raw)
-			v, err := bpf.NewVM(insts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
-		launch, finish := vm(Launch), vm(Finish)
+		launch, finish := newVM(t, goarch, Launch, 1), newVM(t, goarch, Finish, 1)
 		for _, c := range []struct {
 			name string
 			args [6]uint64
@@ -183,15 +174,7 @@ func TestLaunchAllowsExec(t *testing.T) {
 func TestCloneRule(t *testing.T) {
 	for _, goarch := range Arches {
 		info, _ := arch.GetInfo(goarch)
-		raw, _, err := ProgramStage(goarch, Whole, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		insts, _ := bpf.Disassemble(raw)
-		vm, err := bpf.NewVM(insts)
-		if err != nil {
-			t.Fatal(err)
-		}
+		vm := newVM(t, goarch, Whole, 1)
 		var flags []uint64
 		for v := range uint64(1024) {
 			flags = append(flags, v, v|unix.CLONE_THREAD, v|unix.CLONE_THREAD|unix.CLONE_NEWNET)
