@@ -9,3 +9,17 @@ func PrestartedPid(b *Backend) int {
 	}
 	return b.prestarted.ready.cmd.Process.Pid
 }
+
+// FailPrestart makes every prestarted process started until the returned function is called
+// fail with reason.
+func FailPrestart(reason string) func() {
+	prestartEnv = []string{envPrestartFail + "=" + reason}
+	return func() { prestartEnv = nil }
+}
+
+// PrestartFailed reports whether the last attempt to prepare a process failed.
+func PrestartFailed(b *Backend) bool {
+	b.prestarted.mu.Lock()
+	defer b.prestarted.mu.Unlock()
+	return b.prestarted.lastErr != nil
+}

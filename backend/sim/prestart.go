@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -43,6 +44,13 @@ import (
 // envPrestart marks a prestarted process; its value is the control socket's descriptor.
 const envPrestart = "ASYLO_SIM_PRESTART_FD"
 
+// envPrestartFail makes a prestarted process fail as if it could not prepare the sandbox, with
+// the variable's value as the reason. Tests set it through prestartEnv; nothing else does.
+const envPrestartFail = "ASYLO_SIM_PRESTART_FAIL"
+
+// prestartEnv is added to a prestarted process's environment (tests only).
+var prestartEnv []string
+
 // prestartRequest is what the host sends a prestarted process, with the descriptors as
 // SCM_RIGHTS in the same message.
 type prestartRequest struct {
@@ -79,8 +87,13 @@ func init() {
 // 126 (before the request: the host starts another process) or 127 (after it: the load sees the
 // enclave exit).
 func waitAndExec(ctl int) {
-	if err := sandbox.PrepareLaunch(); err != nil {
-		fmt.Fprintln(os.Stderr, "asylo sim: prestarted process:", err)
+	err := sandbox.PrepareLaunch()
+	if msg := os.Getenv(envPrestartFail); msg != "" {
+		err = errors.New(msg)
+	}
+	if err != nil {
+		// Not ready, and why (the host logs it; this process's stderr is /dev/null).
+		unix.Write(ctl, append([]byte{'E'}, err.Error()...))
 		os.Exit(126)
 	}
 	if _, err := unix.Write(ctl, []byte{'R'}); err != nil {
@@ -177,7 +190,7 @@ func startPrestarted() (*prestarted, error) {
 		Path: "/proc/self/fd/4",
 		Args: []string{"asylo-sim-prestarted"},
 		// One P: fewer threads for the exec to kill (the enclave gets its own environment).
-		Env:         []string{envPrestart + "=3", "GOMAXPROCS=1"},
+		Env:         append([]string{envPrestart + "=3", "GOMAXPROCS=1"}, prestartEnv...),
 		ExtraFiles:  []*os.File{child, self},
 		SysProcAttr: attr,
 	}
@@ -185,11 +198,20 @@ func startPrestarted() (*prestarted, error) {
 		ctl.Close()
 		return nil, err
 	}
-	// Ready: one byte, within the timeout (the process may be slow to start, or dead).
+	// Ready: "R", within the timeout (the process may be slow to start, or dead), or "E" and
+	// the reason it cannot prepare the sandbox.
 	ready := make(chan error, 1)
 	go func() {
-		var b [1]byte
-		_, err := ctl.Read(b[:])
+		var b [512]byte
+		n, err := ctl.Read(b[:])
+		switch {
+		case err != nil:
+		case n == 1 && b[0] == 'R':
+		case n > 1 && b[0] == 'E':
+			err = fmt.Errorf("%s", strings.ToValidUTF8(string(b[1:n]), "?"))
+		default:
+			err = fmt.Errorf("unexpected %q from the process", b[:n])
+		}
 		ready <- err
 	}()
 	select {
@@ -249,23 +271,28 @@ type prestartPool struct {
 	starting bool
 	lastErr  error
 	failedAt time.Time
+	reported error // lastErr, once take has returned it
 }
 
-// take returns the ready process, if any, and starts preparing the next one.
-func (pp *prestartPool) take() *prestarted {
+// take returns the ready process, if any, and starts preparing the next one. failed is the
+// reason the last attempt to prepare one failed, the first time take sees it.
+func (pp *prestartPool) take() (p *prestarted, failed error) {
 	pp.mu.Lock()
-	p := pp.ready
+	p = pp.ready
 	pp.ready = nil
+	if pp.lastErr != nil && pp.lastErr != pp.reported {
+		failed, pp.reported = pp.lastErr, pp.lastErr
+	}
 	pp.mu.Unlock()
 	if p != nil && p.cmd.ProcessState == nil && !exited(p.cmd.Process.Pid) {
 		time.AfterFunc(refillDelay, pp.refill)
-		return p
+		return p, failed
 	}
 	if p != nil {
 		p.abandon()
 	}
 	pp.refill()
-	return nil
+	return nil, failed
 }
 
 // refill starts a process in the background unless one is ready or starting.
@@ -304,12 +331,17 @@ func copyOut(wg *sync.WaitGroup, w io.Writer, r *os.File) {
 }
 
 // prestartProcess returns a ready prestarted process, or nil (prestarting off, or none ready
-// yet: the caller starts the enclave itself).
-func (b *Backend) prestartProcess() *prestarted {
+// yet: the caller starts the enclave itself). A new reason why no process could be prepared is
+// logged once.
+func (b *Backend) prestartProcess(logger *slog.Logger) *prestarted {
 	if !b.prestart || b.noSandbox {
 		return nil
 	}
-	return b.prestarted.take()
+	p, failed := b.prestarted.take()
+	if failed != nil {
+		logger.Warn("sim: cannot prestart a process; enclaves start directly", "retry_after", prestartRetry, "err", failed)
+	}
+	return p
 }
 
 // launchPrestarted hands the enclave to p, with pipes for the standard streams spec asks for.

@@ -386,7 +386,7 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 	in := &instance{id: id, done: make(chan struct{}), backend: b, pass: hostPassConn.(*net.UnixConn), attn: attn}
 	var p *prestarted
 	if img.Static {
-		p = b.prestartProcess()
+		p = b.prestartProcess(logger)
 	}
 	if p != nil {
 		err = in.launchPrestarted(p, spec, args, env, files, names)

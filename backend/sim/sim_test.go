@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -150,6 +151,37 @@ func TestPrestart(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "to stdout") {
 		t.Errorf("stdout relayed %q", out.String())
+	}
+}
+
+// TestPrestartFailureIsLogged: a prestarted process that cannot prepare the sandbox says why,
+// the back-end logs it once, and enclaves start directly meanwhile.
+func TestPrestartFailureIsLogged(t *testing.T) {
+	defer sim.FailPrestart("injected failure")()
+	ctx := context.Background()
+	be := sim.New(sim.Prestart())
+	var logs conformance.SyncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	load := func() {
+		e, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Backend: be, Debug: true, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := e.Call(ctx, "echo", []byte("x")); err != nil || string(got) != "x" {
+			t.Fatalf("echo: %q, %v", got, err)
+		}
+		e.Destroy(ctx, nil)
+	}
+	load() // starts preparing a process, which fails
+	for deadline := time.Now().Add(20 * time.Second); !sim.PrestartFailed(be); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the prestarted process did not fail")
+		}
+	}
+	load()
+	load()
+	if n := strings.Count(logs.String(), "injected failure"); n != 1 {
+		t.Errorf("failure logged %d times, want once:\n%s", n, logs.String())
 	}
 }
 
