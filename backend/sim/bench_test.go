@@ -346,6 +346,7 @@ func roundTripBench(b *testing.B, transport string, opts ...sim.Option) {
 			sm()
 		}
 		var tf, ts time.Duration
+		var blocks loadRatio // per-op times of each block, for the ratio of medians
 		mf := cpuMeter{pid: r.pid()}
 		ms := cpuMeter{pid: enclavePid(b, e)}
 		const block = 1000
@@ -364,14 +365,17 @@ func roundTripBench(b *testing.B, transport string, opts ...sim.Option) {
 				sm()
 			}
 			ms.stop()
-			tf += t1.Sub(t0)
-			ts += time.Since(t1)
+			df, ds := t1.Sub(t0), time.Since(t1)
+			tf += df
+			ts += ds
+			blocks.add(df/time.Duration(k), ds/time.Duration(k))
 		}
 		b.StopTimer()
 		n := float64(b.N)
 		b.ReportMetric(float64(tf.Nanoseconds())/n, "floor-ns/op")
 		b.ReportMetric(float64(ts.Nanoseconds())/n, "sim-ns/op")
 		b.ReportMetric(float64(ts)/float64(tf), "x")
+		b.ReportMetric(float64(median(blocks.sim))/float64(median(blocks.floor)), "x-med")
 		b.ReportMetric(float64((mf.host+mf.peer).Nanoseconds())/n, "floor-cpu-ns/op")
 		b.ReportMetric(float64((ms.host+ms.peer).Nanoseconds())/n, "sim-cpu-ns/op")
 	})

@@ -4,6 +4,9 @@ package sandbox
 
 import (
 	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -50,5 +53,32 @@ func BenchmarkProbeNamespaces(b *testing.B) {
 	for b.Loop() {
 		nsOnce = sync.Once{}
 		probeNamespaces()
+	}
+}
+
+// BenchmarkSyscall measures what the seccomp filters add to an allowed system call (getpid):
+// none, the policy in one program (a directly started enclave), and its two stages (an enclave
+// executed by a prestarted process). Each op starts a child that times 21 rounds of 20,000 calls
+// and reports the median round; "ns/call" is the median over the ops.
+func BenchmarkSyscall(b *testing.B) {
+	for _, mode := range []string{"none", "whole", "staged"} {
+		b.Run(mode, func(b *testing.B) {
+			var per []float64
+			for b.Loop() {
+				cmd := exec.Command(childBin, "-test.run=^$")
+				cmd.Env = []string{envMode + "=syscalls-" + mode}
+				out, err := cmd.Output()
+				if err != nil {
+					b.Fatal(err)
+				}
+				v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+				if err != nil {
+					b.Fatalf("child printed %q", out)
+				}
+				per = append(per, v)
+			}
+			slices.Sort(per)
+			b.ReportMetric(per[len(per)/2], "ns/call")
+		})
 	}
 }
