@@ -23,3 +23,10 @@ func PrestartFailed(b *Backend) bool {
 	defer b.prestarted.mu.Unlock()
 	return b.prestarted.lastErr != nil
 }
+
+// PrestartExecOnly makes prestarted processes started until the returned function is called
+// use exec mode.
+func PrestartExecOnly() func() {
+	prestartExecOnly = true
+	return func() { prestartExecOnly = false }
+}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -196,16 +197,27 @@ func LoadImage(path string) (*Image, error) {
 		mf.Close()
 		return nil, err
 	}
-	return &Image{f: mf, Measurement: m, Size: n, Static: isStatic(mf)}, nil
+	// debug/elf checks more than the kernel does (section headers, which exec ignores): an image
+	// it cannot parse is left to the kernel, and started directly (Static false).
+	static := false
+	if ef, err := elf.NewFile(mf); err == nil {
+		if want := nativeMachine[runtime.GOARCH]; want != 0 && ef.Machine != want {
+			mf.Close()
+			return nil, fmt.Errorf("%w: %s is built for %v, this machine runs %s", backend.ErrNotEnclave, path, ef.Machine, runtime.GOARCH)
+		}
+		static = isStatic(ef)
+	}
+	return &Image{f: mf, Measurement: m, Size: n, Static: static}, nil
 }
 
-// isStatic reports whether f is an ELF executable without a program interpreter. Anything it
-// cannot parse counts as not static (it would fail to execute anyway).
-func isStatic(f *os.File) bool {
-	ef, err := elf.NewFile(f)
-	if err != nil {
-		return false
-	}
+// nativeMachine is the ELF machine of executables this machine runs, per GOARCH.
+var nativeMachine = map[string]elf.Machine{
+	"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "386": elf.EM_386, "arm": elf.EM_ARM,
+	"riscv64": elf.EM_RISCV, "ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "loong64": elf.EM_LOONGARCH,
+}
+
+// isStatic reports whether ef is an executable without a program interpreter.
+func isStatic(ef *elf.File) bool {
 	for _, p := range ef.Progs {
 		if p.Type == elf.PT_INTERP {
 			return false
@@ -394,7 +406,7 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		for i, name := range names {
 			env = append(env, fmt.Sprintf("%s=%d", name, 3+i))
 		}
-		in.cmd = &exec.Cmd{
+		cmd := &exec.Cmd{
 			// Executing the sealed memfd through the child's own fd 4: the bytes the kernel
 			// maps are the measured bytes, whatever happens to spec.Path meanwhile.
 			Path:        "/proc/self/fd/4",
@@ -405,7 +417,9 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 			Stderr:      spec.Stderr,
 			SysProcAttr: attr,
 		}
-		err = in.cmd.Start()
+		if err = cmd.Start(); err == nil {
+			in.proc, in.waitProc = cmd.Process, cmd.Wait
+		}
 	}
 	if err != nil {
 		return fail(fmt.Errorf("starting enclave process: %w", err))
@@ -433,21 +447,22 @@ func (c *shmChannel) Close() error {
 }
 
 type instance struct {
-	backend *Backend
-	cmd     *exec.Cmd
-	copies  sync.WaitGroup // standard streams of a prestarted process
-	pass    *net.UnixConn  // connection-passing socket
-	attn    *notifier      // attention socket
-	passMu  sync.Mutex
-	token   uint64
-	ch      io.ReadWriteCloser
-	id      identity.Identity
-	done    chan struct{}
-	err     error
+	backend  *Backend
+	proc     *os.Process
+	waitProc func() error   // waits for proc to end (an *exec.ExitError for a status other than 0)
+	copies   sync.WaitGroup // standard streams of a prestarted process
+	pass     *net.UnixConn  // connection-passing socket
+	attn     *notifier      // attention socket
+	passMu   sync.Mutex
+	token    uint64
+	ch       io.ReadWriteCloser
+	id       identity.Identity
+	done     chan struct{}
+	err      error
 }
 
 func (i *instance) wait() {
-	err := i.cmd.Wait()
+	err := i.waitProc()
 	i.copies.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -594,7 +609,7 @@ func (i *instance) Spins() bool {
 func (i *instance) Channel() io.ReadWriteCloser { return i.ch }
 func (i *instance) Identity() identity.Identity { return i.id }
 func (i *instance) Done() <-chan struct{}       { return i.done }
-func (i *instance) Pid() int                    { return i.cmd.Process.Pid }
+func (i *instance) Pid() int                    { return i.proc.Pid }
 func (i *instance) Wait() error                 { <-i.done; return i.err }
 func (i *instance) Kill() error {
 	select {
@@ -602,5 +617,5 @@ func (i *instance) Kill() error {
 		return nil
 	default:
 	}
-	return i.cmd.Process.Kill()
+	return i.proc.Kill()
 }

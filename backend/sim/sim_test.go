@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"debug/elf"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +17,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,8 +92,18 @@ func TestConformancePrestart(t *testing.T) {
 }
 
 // TestPrestart: the second load runs in the process prepared after the first, which is as
-// isolated as a process started for it, relays standard streams and reports its exit.
+// isolated as a process started for it, relays standard streams and reports its exit. In spawn
+// mode (the default where the sandbox has a user namespace) the prepared process starts the
+// enclave as the host's child in a new pid namespace; in exec mode it becomes the enclave.
 func TestPrestart(t *testing.T) {
+	t.Run("spawn", func(t *testing.T) { testPrestart(t, false) })
+	t.Run("exec", func(t *testing.T) {
+		defer sim.PrestartExecOnly()()
+		testPrestart(t, true)
+	})
+}
+
+func testPrestart(t *testing.T, execMode bool) {
 	ctx := context.Background()
 	be := sim.New(sim.Prestart(), sim.Switchless())
 	path := testEnclave(t)
@@ -108,13 +122,33 @@ func TestPrestart(t *testing.T) {
 	if ready == 0 {
 		t.Fatal("no process prestarted after the first load")
 	}
+	readyNS, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", ready))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out conformance.SyncBuffer
 	e, err = host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true, Stdout: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pid, _ := e.Process(); pid != ready {
-		t.Fatalf("enclave runs as pid %d, the prestarted process was %d", pid, ready)
+	pid, _ := e.Process()
+	if execMode {
+		if pid != ready {
+			t.Fatalf("enclave runs as pid %d, the prestarted process was %d", pid, ready)
+		}
+	} else {
+		if pid == ready {
+			t.Fatalf("enclave runs in the prestarted process %d itself", pid)
+		}
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid)); err != nil || ns != readyNS {
+			t.Fatalf("enclave %d in user namespace %s (%v), the prestarted process %d in %s", pid, ns, err, ready, readyNS)
+		}
+		if ppid := statusField(t, pid, "PPid:"); ppid[0] != os.Getpid() {
+			t.Errorf("enclave's parent is %d, want the host %d", ppid[0], os.Getpid())
+		}
+	}
+	if nspid := statusField(t, pid, "NSpid:"); nspid[len(nspid)-1] != 1 {
+		t.Errorf("enclave is pid %d in its pid namespace, want 1", nspid[len(nspid)-1])
 	}
 	checkIsolated(t, e)
 	// Everything a directly started enclave refuses, this one refuses too (the conformance
@@ -133,7 +167,7 @@ func TestPrestart(t *testing.T) {
 	defer direct.Destroy(ctx, nil)
 	dpid, _ := direct.Process()
 	isCgroup := func(k string) bool { return strings.HasPrefix(k, "/sys/fs/cgroup/") }
-	if got, want := fdKinds(t, ready), slices.DeleteFunc(fdKinds(t, dpid), isCgroup); !slices.Equal(got, want) {
+	if got, want := fdKinds(t, pid), slices.DeleteFunc(fdKinds(t, dpid), isCgroup); !slices.Equal(got, want) {
 		t.Errorf("prestarted enclave's descriptors %v, a directly started one's %v", got, want)
 	}
 	if got, err := e.Call(ctx, "echo", []byte("hi")); err != nil || string(got) != "hi" {
@@ -362,12 +396,25 @@ func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	notELF := filepath.Join(dir, "script")
 	os.WriteFile(notELF, []byte("#!/bin/sh\necho hi\n"), 0o755)
+	// The test enclave, marked as built for another architecture (e_machine, offset 18).
+	foreign := filepath.Join(dir, "foreign")
+	img, err := os.ReadFile(testEnclave(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := elf.EM_AARCH64
+	if runtime.GOARCH == "arm64" {
+		other = elf.EM_X86_64
+	}
+	binary.LittleEndian.PutUint16(img[18:], uint16(other))
+	os.WriteFile(foreign, img, 0o755)
 	for _, tc := range []struct {
 		path string
 		want error
 	}{
 		{filepath.Join(dir, "missing"), fs.ErrNotExist},
 		{notELF, backend.ErrNotEnclave},
+		{foreign, backend.ErrNotEnclave},
 		{dir, backend.ErrNotEnclave},
 		{testEnclave(t), backend.ErrUnsigned}, // not debug, no manifest
 	} {
@@ -835,4 +882,29 @@ func probeRefusesAll(t *testing.T, e *host.Enclave) {
 	if r.Dumpable != 0 || r.NoNewPrivs != 1 || r.CoreLimit != 0 {
 		t.Errorf("dumpable=%d no_new_privs=%d core limit=%d", r.Dumpable, r.NoNewPrivs, r.CoreLimit)
 	}
+}
+
+// statusField returns the numbers of a line of /proc/<pid>/status.
+func statusField(t *testing.T, pid int, name string) []int {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && f[0] == name {
+			var v []int
+			for _, s := range f[1:] {
+				n, err := strconv.Atoi(s)
+				if err != nil {
+					t.Fatalf("%q", line)
+				}
+				v = append(v, n)
+			}
+			return v
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", name, pid)
+	return nil
 }

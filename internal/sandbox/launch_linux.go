@@ -32,10 +32,11 @@ var (
 	launchPrepared bool
 )
 
-// PrepareLaunch prepares a process that will execute an enclave later (see above). After it,
-// the process can still receive descriptors, duplicate them, clear their close-on-exec flag and
-// execute a program; it can no longer open files, create sockets or processes, or raise its
-// privileges. It fails where Restrict would (no seccomp, an architecture without a policy).
+// PrepareLaunch prepares a process that will start an enclave later (see above). After it, the
+// process can still receive descriptors, duplicate them, clear their close-on-exec flag, execute
+// a program, and start one with syscall.ForkExec and SysProcAttr{Cloneflags: CLONE_PARENT}; it
+// can no longer open files, create sockets or other processes, or raise its privileges. It fails
+// where Restrict would (no seccomp, an architecture without a policy).
 func PrepareLaunch() error {
 	launchMu.Lock()
 	defer launchMu.Unlock()
@@ -96,6 +97,11 @@ func finishLaunch(opts Options, rep *Report) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("sandbox: prctl(PR_SET_DUMPABLE, 0): %w", err)
 	}
+	// A process started with CLONE_PARENT is the host's child, but the host could not ask for
+	// this signal; a process the prepared one executed in place has it already (exec keeps it).
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("sandbox: prctl(PR_SET_PDEATHSIG): %w", err)
+	}
 	if opts.SkipLandlock {
 		rep.LandlockDegraded = true
 		rep.Warnings = append(rep.Warnings, "landlock: skipped by Options.SkipLandlock")
@@ -108,5 +114,30 @@ func finishLaunch(opts Options, rep *Report) error {
 	// Launch and Finish together are the whole policy (seccomppolicy.TestStagesComposeToWhole).
 	rep.Seccomp = true
 	rep.SeccompAllowed = slices.Clone(seccompAllowed)
+	return nil
+}
+
+// UnsharePidForChildren makes the calling goroutine's thread create its children in a new pid
+// namespace, and drops every capability of that thread, so that a child it starts with
+// syscall.ForkExec is pid 1 of a namespace of its own, without capabilities. The caller needs
+// CAP_SYS_ADMIN in its user namespace (an ambient capability: sim's prestarted process gets it
+// in the user namespace created for it, and nowhere else).
+//
+// A thread that did this can no longer create threads (clone(CLONE_THREAD) fails with EINVAL).
+// The goroutine stays locked to it, and the Go runtime then creates threads from its template
+// thread, which runtime.LockOSThread starts; so the caller must not unlock the thread.
+func UnsharePidForChildren() error {
+	runtime.LockOSThread() // never unlocked
+	if err := unix.Unshare(unix.CLONE_NEWPID); err != nil {
+		return fmt.Errorf("sandbox: unshare(CLONE_NEWPID): %w", err)
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("sandbox: clearing ambient capabilities: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var none [2]unix.CapUserData
+	if err := unix.Capset(&hdr, &none[0]); err != nil {
+		return fmt.Errorf("sandbox: dropping capabilities: %w", err)
+	}
 	return nil
 }

@@ -35,3 +35,6 @@ var ErrNotLaunched = errors.New("sandbox: process was not prepared by PrepareLau
 
 // PrepareLaunch is only implemented on Linux.
 func PrepareLaunch() error { return errUnsupported }
+
+// UnsharePidForChildren is only implemented on Linux.
+func UnsharePidForChildren() error { return errUnsupported }

@@ -111,7 +111,12 @@ const PidSentinel = 0x5a5a5a5a
 // followed by Finish allows exactly what Whole allows (TestStagesComposeToWhole).
 //
 // Launch adds, and Finish takes back:
-//   - execve: the prestarted process executes the image (through /proc/self/fd/N);
+//   - execve: the image is executed (through /proc/self/fd/N);
+//   - clone with exactly SpawnCloneFlags: the prestarted process starts the enclave as a
+//     vfork-style child of its own parent;
+//   - tgkill to any process: the enclave's pid is not the prestarted process's (Finish
+//     restricts tgkill to the enclave's own pid again);
+//   - prctl(PR_SET_PDEATHSIG, SIGKILL): the enclave asks for its parent-death signal itself;
 //   - arch_prctl(ARCH_SET_FS, ...) (amd64): the Go runtime of the executed image sets up its
 //     thread-local storage with it, first thing;
 //   - prctl(PR_SET_DUMPABLE, 0): exec makes the process dumpable again;
@@ -120,8 +125,7 @@ const PidSentinel = 0x5a5a5a5a
 //     applied before the exec (a domain without rules denies executing the image);
 //   - seccomp(SECCOMP_SET_MODE_FILTER, ...): installing Finish.
 //
-// Each of them executes the measured image or restricts the caller further. The process keeps
-// its pid through exec, so the tgkill rule needs no change.
+// Each of them starts the measured image or restricts the caller further.
 type Stage int
 
 const (
@@ -129,6 +133,11 @@ const (
 	Launch
 	Finish
 )
+
+// SpawnCloneFlags are the clone(2) flags with which a prestarted process starts the enclave:
+// the vfork-style clone of Go's syscall.ForkExec plus CLONE_PARENT, so that the enclave is the
+// host's child and the prestarted process can exit.
+const SpawnCloneFlags = unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_PARENT | uint64(unix.SIGCHLD)
 
 func (s Stage) String() string {
 	switch s {
@@ -149,7 +158,7 @@ func Build(goarch string, pid uint32) (*seccomp.Policy, []string, error) {
 }
 
 // BuildStage returns one stage of the policy. For Whole and Launch the names are those allowed;
-// for Finish (which allows by default) those denied. Finish does not depend on pid.
+// for Finish (which allows by default) those denied. Launch does not depend on pid.
 func BuildStage(goarch string, stage Stage, pid uint32) (*seccomp.Policy, []string, error) {
 	info, err := arch.GetInfo(goarch)
 	if err != nil {
@@ -167,20 +176,30 @@ func BuildStage(goarch string, stage Stage, pid uint32) (*seccomp.Policy, []stri
 	switch stage {
 	case Whole, Launch:
 		names = slices.Clone(Allowed)
-		conds = conditionalSyscalls(pid)
+		for _, nc := range conditionalSyscalls(pid) {
+			if stage == Launch && nc.Name == "tgkill" {
+				continue // allowed with any arguments below
+			}
+			conds = append(conds, nc)
+		}
 		if stage == Launch {
-			names = append(names, "execve", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self")
+			names = append(names, "execve", "tgkill", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self")
 			conds = append(conds,
+				c("clone", eq(0, SpawnCloneFlags)),
 				c("arch_prctl", eq(0, archSetFS)),
 				c("prctl", eq(0, unix.PR_SET_DUMPABLE), eq(1, 0)),
 				c("prctl", eq(0, unix.PR_SET_NO_NEW_PRIVS), eq(1, 1)),
+				c("prctl", eq(0, unix.PR_SET_PDEATHSIG), eq(1, uint64(unix.SIGKILL))),
 				c("seccomp", eq(0, unix.SECCOMP_SET_MODE_FILTER)))
 		}
 	case Finish:
 		names = []string{"arch_prctl", "execve", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp"}
 		conds = []seccomp.NameWithConditions{
+			c("clone", seccomp.Condition{Argument: 0, Operation: seccomp.BitsNotSet, Value: unix.CLONE_THREAD}),
+			c("tgkill", seccomp.Condition{Argument: 0, Operation: seccomp.NotEqual, Value: uint64(pid)}),
 			c("prctl", eq(0, unix.PR_SET_DUMPABLE)),
 			c("prctl", eq(0, unix.PR_SET_NO_NEW_PRIVS)),
+			c("prctl", eq(0, unix.PR_SET_PDEATHSIG)),
 		}
 	default:
 		return nil, nil, fmt.Errorf("seccomppolicy: unknown stage %v", stage)
@@ -288,7 +307,7 @@ func Generate(goarch string) ([]byte, error) {
 }
 
 // stageProgram assembles a stage with the pid sentinel and finds the instructions that hold
-// the pid: Whole and Launch have them (tgkill's rule), Finish has none.
+// the pid: Whole and Finish have them (tgkill's rule), Launch has none.
 func stageProgram(goarch string, stage Stage) (prog []bpf.RawInstruction, pidAt []int, names []string, err error) {
 	prog, names, err = ProgramStage(goarch, stage, PidSentinel)
 	if err != nil {
@@ -309,7 +328,7 @@ func stageProgram(goarch string, stage Stage) (prog []bpf.RawInstruction, pidAt 
 			pidAt = append(pidAt, i)
 		}
 	}
-	if (len(pidAt) == 0) != (stage == Finish) {
+	if (len(pidAt) == 0) != (stage == Launch) {
 		return nil, nil, nil, fmt.Errorf("seccomppolicy: %v program has %d pid slots", stage, len(pidAt))
 	}
 	return prog, pidAt, names, nil

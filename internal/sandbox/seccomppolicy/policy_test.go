@@ -68,6 +68,7 @@ func TestStagesComposeToWhole(t *testing.T) {
 	specials := []uint64{0, 1, 2, 9, 15, pid, pid + 1, 4194304,
 		unix.CLONE_THREAD | unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND | unix.CLONE_SYSVSEM,
 		unix.CLONE_THREAD | unix.CLONE_NEWUSER, uint64(unix.SIGCHLD), unix.CLONE_VM | unix.CLONE_VFORK | uint64(unix.SIGCHLD),
+		SpawnCloneFlags, SpawnCloneFlags | unix.CLONE_NEWPID, SpawnCloneFlags | unix.CLONE_THREAD,
 		unix.PROT_READ | unix.PROT_WRITE, unix.PROT_READ | unix.PROT_EXEC,
 		unix.PR_SET_DUMPABLE, unix.PR_GET_DUMPABLE, unix.PR_SET_PDEATHSIG, unix.PR_SET_NO_NEW_PRIVS, unix.PR_GET_SECCOMP,
 		unix.F_GETFD, unix.F_SETFD, unix.F_SETOWN, unix.F_ADD_SEALS, unix.F_GET_SEALS,
@@ -147,9 +148,9 @@ func TestStagesComposeToWhole(t *testing.T) {
 	}
 }
 
-// TestLaunchAllowsExec: the calls the prestarted process and the enclave's runtime need between
-// the two stages are allowed by Launch and refused once Finish is in.
-func TestLaunchAllowsExec(t *testing.T) {
+// TestLaunchAllowsSpawning: the calls the prestarted process and the enclave's runtime need
+// between the two stages are allowed by Launch and refused once Finish is in.
+func TestLaunchAllowsSpawning(t *testing.T) {
 	for _, goarch := range Arches {
 		info, _ := arch.GetInfo(goarch)
 		launch, finish := newVM(t, goarch, Launch, 1), newVM(t, goarch, Finish, 1)
@@ -158,6 +159,9 @@ func TestLaunchAllowsExec(t *testing.T) {
 			args [6]uint64
 		}{
 			{"execve", [6]uint64{}},
+			{"clone", [6]uint64{SpawnCloneFlags}},
+			{"prctl", [6]uint64{unix.PR_SET_PDEATHSIG, uint64(unix.SIGKILL)}},
+			{"tgkill", [6]uint64{2, 3}},
 			{"prctl", [6]uint64{unix.PR_SET_DUMPABLE, 0}},
 			{"landlock_create_ruleset", [6]uint64{}},
 			{"landlock_restrict_self", [6]uint64{}},
