@@ -126,6 +126,13 @@ func testPrestart(t *testing.T, execMode bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The waiting process is not traceable by other processes of the sandbox's uid.
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", ready)); err == nil {
+		var st syscall.Stat_t
+		if syscall.Stat(fmt.Sprintf("/proc/%d/mem", ready), &st) == nil && st.Uid != 0 {
+			t.Errorf("prestarted process %d is dumpable (/proc/pid/mem owned by uid %d)", ready, st.Uid)
+		}
+	}
 	var out conformance.SyncBuffer
 	e, err = host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true, Stdout: &out})
 	if err != nil {

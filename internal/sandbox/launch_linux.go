@@ -52,6 +52,11 @@ func PrepareLaunch() error {
 	if !seccompSupported() {
 		return errors.New("sandbox: seccomp filter mode not supported by this kernel")
 	}
+	// Not traceable by other processes of the sandbox's uid (it may hold capabilities in its
+	// user namespace: UnsharePidForChildren).
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("sandbox: prctl(PR_SET_DUMPABLE, 0): %w", err)
+	}
 	// Nothing this process holds may reach the enclave but what it is passed later.
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		if err := cloexecAll(); err != nil {
@@ -128,6 +133,11 @@ func finishLaunch(opts Options, rep *Report) error {
 // thread, which runtime.LockOSThread starts; so the caller must not unlock the thread.
 func UnsharePidForChildren() error {
 	runtime.LockOSThread() // never unlocked
+	// First of all: a process holding capabilities must not be traceable by other processes
+	// of the same uid (the sandbox's, shared by every enclave).
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("sandbox: prctl(PR_SET_DUMPABLE, 0): %w", err)
+	}
 	if err := unix.Unshare(unix.CLONE_NEWPID); err != nil {
 		return fmt.Errorf("sandbox: unshare(CLONE_NEWPID): %w", err)
 	}
