@@ -331,14 +331,31 @@ func (p *prestarted) launch(req prestartRequest, files []*os.File) (*os.Process,
 		p.ctl.Close()
 		return p.cmd.Process, p.cmd.Wait, nil
 	}
-	// The pid, or nothing if the process failed (it does not block: its fork returns once the
-	// enclave has executed or failed to).
+	// The pid, or nothing if the process failed. Its fork returns once the enclave has executed
+	// or failed to, so this is quick; the timeout only keeps a wedged process from holding the
+	// load forever (killing it ends the read).
 	var msg [8]byte
-	n, err := p.ctl.Read(msg[:])
-	if err != nil || n != len(msg) {
+	type reply struct {
+		n   int
+		err error
+	}
+	got := make(chan reply, 1)
+	go func() {
+		n, err := p.ctl.Read(msg[:])
+		got <- reply{n, err}
+	}()
+	var r reply
+	select {
+	case r = <-got:
+	case <-time.After(prestartTimeout):
+		p.cmd.Process.Kill()
+		r = <-got
+		r.err = errors.New("no answer in time")
+	}
+	if r.err != nil || r.n != len(msg) {
 		p.ctl.Close()
 		werr := p.cmd.Wait()
-		return nil, nil, fmt.Errorf("sim: prestarted process did not start the enclave (%v, %v)", err, werr)
+		return nil, nil, fmt.Errorf("sim: prestarted process did not start the enclave (%v, %v)", r.err, werr)
 	}
 	pid := binary.LittleEndian.Uint64(msg[:])
 	if pid == 0 || pid > 1<<22 {
