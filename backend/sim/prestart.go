@@ -102,9 +102,9 @@ func init() {
 }
 
 // waitAndExec is the prestarted process: it prepares the sandbox, tells the host it is ready,
-// receives one request and executes the image. It never returns. Any failure exits with status
-// 126 (before the request: the host starts another process) or 127 (after it: the load sees the
-// enclave exit).
+// receives one request, and executes the image (exec mode) or starts it as the host's child and
+// reports its pid (spawn mode). It never returns. Any failure exits with status 126 (before the
+// request: the host starts another process) or 127 (after it: the load fails).
 func waitAndExec(ctl int) {
 	spawn := os.Getenv(envPrestartSpawn) == "1"
 	var err error
