@@ -98,8 +98,10 @@ func hello(c *wire.Conn) {
 	c.WriteFrame(wire.KindHello, 0, wire.AppendHello(nil, wire.Hello{Version: wire.Version, MaxBody: 1 << 20}))
 }
 
-// answerInit reads INIT and answers OK, returning false if the host sent something else.
-func answerInit(c *wire.Conn) bool {
+// greet plays a well-behaved enclave's start: HELLO, then INIT answered OK. It returns false if
+// the host sent something else than INIT.
+func greet(c *wire.Conn) bool {
+	hello(c)
 	f, err := c.ReadFrame()
 	if err != nil || f.Kind != wire.KindInit {
 		return false
@@ -174,8 +176,7 @@ func TestHostileEnclave(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			script := func(c *wire.Conn, _ net.Conn) {
-				hello(c)
-				if !answerInit(c) {
+				if !greet(c) {
 					return
 				}
 				f, err := c.ReadFrame()
@@ -222,8 +223,7 @@ func FuzzHostReader(f *testing.F) {
 	f.Add(raw(wire.KindResult, 2, append(wire.AppendStatus(nil, wire.StatusPanic), "boom"...)))
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		script := func(c *wire.Conn, rawConn net.Conn) {
-			hello(c)
-			if !answerInit(c) {
+			if !greet(c) {
 				return
 			}
 			go func() {
@@ -258,8 +258,7 @@ func FuzzHostReader(f *testing.F) {
 // An enclave that answers FINALIZE but does not exit is killed, not waited for forever.
 func TestDestroyKillsLingeringEnclave(t *testing.T) {
 	script := func(c *wire.Conn, _ net.Conn) {
-		hello(c)
-		if !answerInit(c) {
+		if !greet(c) {
 			return
 		}
 		f, err := c.ReadFrame()
@@ -289,8 +288,7 @@ func TestDestroyKillsLingeringEnclave(t *testing.T) {
 func TestHostileStalledFrame(t *testing.T) {
 	rest := make(chan struct{})
 	script := func(c *wire.Conn, raw_ net.Conn) {
-		hello(c)
-		if !answerInit(c) {
+		if !greet(c) {
 			return
 		}
 		calls := make(chan wire.Frame, 4)
@@ -431,8 +429,7 @@ func TestHostileStopsReading(t *testing.T) {
 		resume := make(chan struct{})
 		got := make(chan string, 8)
 		script := func(c *wire.Conn, raw_ net.Conn) {
-			hello(c)
-			if !answerInit(c) {
+			if !greet(c) {
 				return
 			}
 			head := make([]byte, 4096) // the start of the first call, then nothing
@@ -472,8 +469,7 @@ func TestHostileStopsReadingAfterRequest(t *testing.T) {
 		resume := make(chan struct{})
 		got := make(chan string, 4)
 		script := func(c *wire.Conn, _ net.Conn) {
-			hello(c)
-			if !answerInit(c) {
+			if !greet(c) {
 				return
 			}
 			recordFrames(c, got, func(wire.Frame) {

@@ -540,21 +540,8 @@ func TestReadDeadline(t *testing.T) {
 			defer func(d time.Duration) { futexTimeout = d }(futexTimeout)
 			futexTimeout = time.Minute
 			b.SetReadDeadline(time.Time{})
-			done := make(chan error, 1)
-			go func() {
-				_, err := b.Read(buf)
-				done <- err
-			}()
-			time.Sleep(20 * time.Millisecond)
-			b.SetReadDeadline(time.Unix(1, 0))
-			select {
-			case err := <-done:
-				if !errors.Is(err, os.ErrDeadlineExceeded) {
-					t.Fatalf("woken Read: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("SetReadDeadline did not wake a waiting Read")
-			}
+			wokenByDeadline(t, "Read", func() error { _, err := b.Read(buf); return err },
+				func() { b.SetReadDeadline(time.Unix(1, 0)) })
 
 			b.SetReadDeadline(time.Time{})
 			a.Write([]byte("more"))
@@ -600,24 +587,15 @@ func TestWriteDeadline(t *testing.T) {
 			defer func(d time.Duration) { futexTimeout = d }(futexTimeout)
 			futexTimeout = time.Minute
 			a.SetWriteDeadline(time.Time{})
-			done := make(chan error, 1)
-			go func() { done <- write([]byte("y")) }()
-			time.Sleep(20 * time.Millisecond)
-			a.SetWriteDeadline(time.Unix(1, 0))
-			select {
-			case err := <-done:
-				if !errors.Is(err, os.ErrDeadlineExceeded) {
-					t.Fatalf("woken Write: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("SetWriteDeadline did not wake a waiting Write")
-			}
+			wokenByDeadline(t, "Write", func() error { return write([]byte("y")) },
+				func() { a.SetWriteDeadline(time.Unix(1, 0)) })
 
 			// Once the deadline is cleared and the reader drains the ring, writing resumes, and
 			// the reader sees exactly what Write reported written.
 			a.SetWriteDeadline(time.Time{})
 			futexTimeout = 100 * time.Millisecond
 			want := append(sent.Bytes(), "end"...)
+			done := make(chan error, 1)
 			go func() {
 				_, err := a.Write([]byte("end"))
 				done <- err
@@ -638,5 +616,23 @@ func TestWriteDeadline(t *testing.T) {
 				t.Fatalf("the reader got %d bytes, not the %d written", len(got), len(want))
 			}
 		})
+	}
+}
+
+// wokenByDeadline starts op, which must block, lets it fall asleep, sets a past deadline and
+// wants op to return os.ErrDeadlineExceeded promptly.
+func wokenByDeadline(t *testing.T, what string, op func() error, setPast func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	time.Sleep(20 * time.Millisecond)
+	setPast()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("woken %s: %v", what, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("a deadline set from another goroutine did not wake a waiting %s", what)
 	}
 }
