@@ -232,7 +232,6 @@ func warmUp() {
 			unix.ParseUnixRights(&m)
 		}
 	}
-	_ = strings.HasPrefix(strconv.Itoa(len(req.Args)), wire.EnvSandbox)
 }
 
 // prestarted is a process waiting for an enclave.

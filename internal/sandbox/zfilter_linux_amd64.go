@@ -350,9 +350,6 @@ var seccompLaunchFilter = []unix.SockFilter{
 
 var seccompLaunchFilterPidAt = []int(nil)
 
-// seccompLaunchAllowed lists the system calls Launch allows ("*": with argument checks).
-var seccompLaunchAllowed = []string{"arch_prctl*", "brk", "clock_getres", "clock_gettime", "clock_nanosleep", "clone*", "close", "dup", "dup2", "dup3", "epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_pwait2", "epoll_wait", "eventfd2", "execve", "exit", "exit_group", "fcntl*", "fstat", "futex", "getpeername", "getpid", "getrandom", "getrlimit", "getsockname", "getsockopt", "gettid", "gettimeofday", "landlock_add_rule", "landlock_create_ruleset", "landlock_restrict_self", "lseek", "madvise", "mmap*", "mprotect*", "mremap", "munmap", "nanosleep", "pipe2", "prctl*", "pread64", "prlimit64*", "pwrite64", "read", "readv", "recvfrom", "recvmsg", "restart_syscall", "rseq", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sched_getaffinity", "sched_yield", "seccomp*", "sendmsg", "sendto", "set_robust_list", "setsockopt", "shutdown", "sigaltstack", "tgkill", "write", "writev"}
-
 // seccompFinishFilter is the policy's Finish stage (installed by an enclave started by a prestarted process) for amd64, with the pid at seccompFinishFilterPidAt.
 var seccompFinishFilter = []unix.SockFilter{
 	{Code: 0x0020, Jt: 0, Jf: 0, K: 0x4},
@@ -398,6 +395,3 @@ var seccompFinishFilter = []unix.SockFilter{
 }
 
 var seccompFinishFilterPidAt = []int{21}
-
-// seccompFinishDenied lists the system calls Finish denies ("*": with argument checks).
-var seccompFinishDenied = []string{"arch_prctl", "clone*", "execve", "landlock_add_rule", "landlock_create_ruleset", "landlock_restrict_self", "prctl*", "seccomp", "tgkill*"}

@@ -288,8 +288,9 @@ func Generate(goarch string) ([]byte, error) {
 		namesVar, namesDoc string
 	}{
 		{Whole, "seccompFilter", "the sandbox's seccomp policy", "seccompAllowed", "the allowed system calls"},
-		{Launch, "seccompLaunchFilter", "the policy's Launch stage (installed by a prestarted process)", "seccompLaunchAllowed", "the system calls Launch allows"},
-		{Finish, "seccompFinishFilter", "the policy's Finish stage (installed by an enclave started by a prestarted process)", "seccompFinishDenied", "the system calls Finish denies"},
+		// The stages' name lists are not emitted: a process under both reports Whole's.
+		{Launch, "seccompLaunchFilter", "the policy's Launch stage (installed by a prestarted process)", "", ""},
+		{Finish, "seccompFinishFilter", "the policy's Finish stage (installed by an enclave started by a prestarted process)", "", ""},
 	} {
 		prog, pidAt, names, err := stageProgram(goarch, st.stage)
 		if err != nil {
@@ -301,7 +302,9 @@ func Generate(goarch string) ([]byte, error) {
 			fmt.Fprintf(&b, "\t{Code: %#04x, Jt: %d, Jf: %d, K: %#x},\n", in.Op, in.Jt, in.Jf, in.K)
 		}
 		fmt.Fprintf(&b, "}\n\nvar %sPidAt = %#v\n\n", st.prefix, pidAt)
-		fmt.Fprintf(&b, "// %s lists %s (\"*\": with argument checks).\nvar %s = %#v\n\n", st.namesVar, st.namesDoc, st.namesVar, names)
+		if st.namesVar != "" {
+			fmt.Fprintf(&b, "// %s lists %s (\"*\": with argument checks).\nvar %s = %#v\n\n", st.namesVar, st.namesDoc, st.namesVar, names)
+		}
 	}
 	return format.Source(b.Bytes())
 }
