@@ -18,13 +18,11 @@ import (
 // deadline) of the server's base context: Done is closed and Err set when the host cancels the
 // call, its deadline passes, the base context ends, or the call has answered.
 type call struct {
-	s        *server
-	kind     wire.Kind
-	id       uint64
-	req      wire.Request
-	handler  HandlerFunc // CALL only
-	body     []byte      // the frame body, given back to s.spare after answering if borrowed
-	borrowed bool
+	s       *server
+	id      uint64
+	req     wire.Request
+	handler HandlerFunc // CALL only
+	body    []byte      // the frame body, given back to s.spare after answering if borrowed
 
 	deadline   time.Time
 	timer      *time.Timer // fires at deadline
@@ -37,6 +35,9 @@ type call struct {
 	// Inline-run state (inline.go).
 	claimed atomic.Bool // reading was handed off, or the call ended: whichever came first
 	seen    atomic.Bool // the watchdog saw it at one tick already
+
+	kind     wire.Kind // (last, with the flags: c fits the 192-byte size class)
+	borrowed bool
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -44,9 +45,15 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // arm starts the call's deadline and its link to the base context. Either may fire at once, so
 // they are set under c.mu, which cancel takes.
 func (c *call) arm() {
+	parent := c.s.baseCtx
+	if c.req.Timeout <= 0 && parent.Done() == nil {
+		// Nothing can end the call but its end (the common case): no lock needed, since
+		// nobody else sees c yet.
+		c.deadline, _ = parent.Deadline()
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	parent := c.s.baseCtx
 	if d, ok := parent.Deadline(); ok {
 		c.deadline = d
 	}

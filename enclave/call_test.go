@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/asylo-go/asylo/internal/wire"
 )
@@ -98,5 +99,13 @@ func TestCallContextParent(t *testing.T) {
 	}
 	if c.Err() != context.Canceled {
 		t.Fatalf("Err = %v", c.Err())
+	}
+}
+
+// Every call allocates one call; on 64-bit platforms it fits the runtime's 192-byte size class
+// (the next is 208).
+func TestCallSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) == 8 && unsafe.Sizeof(call{}) > 192 {
+		t.Errorf("call is %d bytes, more than the 192-byte size class", unsafe.Sizeof(call{}))
 	}
 }

@@ -157,9 +157,24 @@ var errHandedOff = errors.New("reader role handed off")
 // reports whether this goroutine is still the reader.
 func (s *server) runInline(c *call) bool {
 	s.watch.start(c, s.conn.FramesRead())
-	s.serveCall(c)
+	status, body := s.run(c)
 	s.watch.end(c)
-	return c.claimed.CompareAndSwap(false, true)
+	if !c.claimed.CompareAndSwap(false, true) {
+		s.answer(c, status, body) // another goroutine reads now
+		return false
+	}
+	// Still the reader, and no hand-off can start now: the result goes out before the
+	// bookkeeping, which then overlaps the host's turn instead of delaying it. The call stays
+	// in s.calls a little longer, which nobody can observe: only this goroutine reads the
+	// host's frames (a reused id, a CANCEL) until it has finished.
+	// (A failed write has broken the channel: the next read fails.)
+	_ = s.writeResult(c.id, status, body)
+	s.retire(c)
+	if c.borrowed {
+		s.spare.Give(c.body)
+	}
+	s.inflight.Done() // RUN and CALL only run inline
+	return true
 }
 
 // callBody is the wire.Conn buffer hook: the spare buffer for a large CALL body, if it fits.
@@ -251,10 +266,10 @@ func (s *server) dispatch(f wire.Frame) (*call, error) {
 			return reject(wire.StatusResourceExhausted, fmt.Sprintf("more than %d concurrent calls", s.opts.maxCalls))
 		}
 		if f.Kind == wire.KindCall {
-			if c.handler = s.opts.handlers[c.req.Method]; c.handler == nil {
+			if c.handler = s.opts.handlers[string(c.req.Method)]; c.handler == nil {
 				return reject(wire.StatusUnknownMethod, fmt.Sprintf("no handler named %q", c.req.Method))
 			}
-			c.borrowed = s.opts.borrowed[c.req.Method]
+			c.borrowed = s.opts.borrowed[string(c.req.Method)]
 		}
 		s.inflight.Add(1)
 	case wire.KindFinalize:
@@ -276,6 +291,12 @@ func (s *server) dispatch(f wire.Frame) (*call, error) {
 }
 
 func (s *server) serveCall(c *call) {
+	status, body := s.run(c)
+	s.answer(c, status, body)
+}
+
+// run runs the call's application code and returns the RESULT to send.
+func (s *server) run(c *call) (wire.Status, []byte) {
 	var out []byte
 	var err error
 	switch c.kind {
@@ -306,8 +327,11 @@ func (s *server) serveCall(c *call) {
 			err = s.protect(func() error { return s.app.Finalize(c, c.req.Input) })
 		}
 	}
-	status, body := statusOf(c, err, out)
+	return statusOf(c, err, out)
+}
 
+// retire ends a call's context and removes it from the pending calls.
+func (s *server) retire(c *call) {
 	s.mu.Lock()
 	delete(s.calls, c.id)
 	if c.kind == wire.KindFinalize {
@@ -315,6 +339,11 @@ func (s *server) serveCall(c *call) {
 	}
 	s.mu.Unlock()
 	c.cancel(context.Canceled)
+}
+
+// answer retires the call and then sends its RESULT: once the host has it, it may reuse the id.
+func (s *server) answer(c *call, status wire.Status, body []byte) {
+	s.retire(c)
 	werr := s.writeResult(c.id, status, body)
 	if c.borrowed {
 		// Answered: nothing holds the body any more (HandleBorrowed's contract).

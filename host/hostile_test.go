@@ -306,7 +306,7 @@ func TestHostileStalledFrame(t *testing.T) {
 		}()
 		f, ok := <-calls
 		for ; ok; f, ok = <-calls { // answer calls until the one to stall
-			if r, _ := wire.ParseRequest(f.Kind, f.Body); r.Method == "stall" {
+			if r, _ := wire.ParseRequest(f.Kind, f.Body); string(r.Method) == "stall" {
 				break
 			}
 			c.WriteFrame(wire.KindResult, f.ID, wire.AppendStatus(nil, wire.StatusOK), []byte("warm"))

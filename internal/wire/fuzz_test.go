@@ -50,7 +50,7 @@ func FuzzReadFrame(f *testing.F) {
 					}
 				}
 			case KindRun, KindCall, KindFinalize:
-				if r, err := ParseRequest(fr.Kind, fr.Body); err == nil && fr.Kind == KindCall && !ValidMethodName(r.Method) {
+				if r, err := ParseRequest(fr.Kind, fr.Body); err == nil && fr.Kind == KindCall && !ValidMethodName(string(r.Method)) {
 					t.Fatalf("accepted method %q", r.Method)
 				}
 			case KindResult, KindHostResult:

@@ -229,7 +229,9 @@ func printableASCII(b []byte) bool {
 }
 
 // ValidMethodName reports whether name is a legal method name (docs/wire.md, "Limits").
-func ValidMethodName(name string) bool {
+func ValidMethodName(name string) bool { return validMethodName(name) }
+
+func validMethodName[S string | []byte](name S) bool {
 	if len(name) == 0 || len(name) > MaxMethodName {
 		return false
 	}
@@ -248,7 +250,7 @@ func ValidMethodName(name string) bool {
 // Request is the decoded body of RUN, CALL or FINALIZE.
 type Request struct {
 	Timeout time.Duration
-	Method  string // CALL only
+	Method  []byte // CALL only; aliases the body, like Input
 	Input   []byte
 }
 
@@ -269,8 +271,8 @@ func ParseRequest(kind Kind, body []byte) (Request, error) {
 	r := Request{Timeout: nanosTimeout(d.u64("timeout"))}
 	if kind == KindCall {
 		n := int(d.u8("method length"))
-		r.Method = string(d.take(n, "method"))
-		if d.err == nil && !ValidMethodName(r.Method) {
+		r.Method = d.take(n, "method")
+		if d.err == nil && !validMethodName(r.Method) {
 			d.fail("invalid method name")
 		}
 	}

@@ -137,7 +137,7 @@ func TestRequestAndResult(t *testing.T) {
 	b := AppendRequestHeader(nil, KindCall, time.Second, "greet")
 	b = append(b, "in"...)
 	r, err := ParseRequest(KindCall, b)
-	if err != nil || r.Method != "greet" || string(r.Input) != "in" || r.Timeout != time.Second {
+	if err != nil || string(r.Method) != "greet" || string(r.Input) != "in" || r.Timeout != time.Second {
 		t.Fatalf("%+v %v", r, err)
 	}
 	bad := AppendRequestHeader(nil, KindCall, 0, "bad name")
