@@ -16,6 +16,7 @@ import (
 	"net"
 
 	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/identity/signing"
 )
 
 // Backend starts enclaves of one kind.
@@ -131,16 +132,16 @@ var (
 )
 
 // ResolveIdentity decides the identity of an image measured as m, reading its signature manifest
-// from identity.ManifestPath(path). A signed image gets the manifest's identity if the signature
+// from signing.ManifestPath(path). A signed image gets the manifest's identity if the signature
 // and measurement check out; an unsigned one loads only when debug is true, as a debug identity.
 func ResolveIdentity(backendName, path string, m identity.Measurement, debug bool) (identity.Identity, error) {
 	id := identity.Identity{Backend: backendName, Measurement: m}
-	mf, err := identity.LoadManifestFile(identity.ManifestPath(path))
+	mf, err := signing.LoadManifestFile(signing.ManifestPath(path))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if !debug {
 			return id, fmt.Errorf("%w: %s has no signature manifest %s; sign it with `asylo sign` or load it in debug mode",
-				ErrUnsigned, path, identity.ManifestPath(path))
+				ErrUnsigned, path, signing.ManifestPath(path))
 		}
 		id.Debug = true
 		return id, nil
@@ -149,7 +150,7 @@ func ResolveIdentity(backendName, path string, m identity.Measurement, debug boo
 	}
 	vid, err := mf.Verify(m)
 	if err != nil {
-		return id, fmt.Errorf("%s: %w", identity.ManifestPath(path), err)
+		return id, fmt.Errorf("%s: %w", signing.ManifestPath(path), err)
 	}
 	vid.Backend = backendName
 	return vid, nil

@@ -15,7 +15,7 @@ func ExampleLoad() {
 	ctx := context.Background()
 	e, err := host.Load(ctx, host.LoadConfig{Path: "hello.enclave", Name: "hello"})
 	if err != nil {
-		log.Fatal(err) // e.g. backend.ErrUnsigned, identity.ErrMeasurementMismatch
+		log.Fatal(err) // e.g. backend.ErrUnsigned, signing.ErrMeasurementMismatch
 	}
 	defer e.Destroy(ctx, nil)
 

@@ -1,11 +1,9 @@
 // Package identity defines who an enclave is: the measurement of the exact
 // image that runs, the signer that vouches for it, and the product and
-// security version the signer assigned. It also implements the signature
-// manifest (docs/identity.md) that binds those together.
-//
-// Specification: docs/identity.md, manifest format
-// "asylo-signature-manifest/v1" (ManifestFormat), with test vectors. Signer
-// keys are Ed25519 (RFC 8032) in PKCS#8 (RFC 8410) files.
+// security version the signer assigned (docs/identity.md). Signer keys and the
+// signature manifest that binds those together are in package
+// identity/signing, which enclaves do not link: this package, which they do,
+// depends on nothing beyond SHA-256 and hex.
 package identity
 
 import (

@@ -32,6 +32,7 @@ import (
 	"github.com/asylo-go/asylo/backend"
 	"github.com/asylo-go/asylo/backend/sim/platform"
 	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/identity/signing"
 
 	"github.com/asylo-go/asylo/backend/sim"
 	"github.com/asylo-go/asylo/host"
@@ -527,10 +528,10 @@ func TestAttestation(t *testing.T) {
 	src, _ := os.ReadFile(testEnclave(t))
 	path := filepath.Join(t.TempDir(), "e.enclave")
 	os.WriteFile(path, src, 0o755)
-	key, _ := identity.GenerateKey(nil)
-	mf, _ := identity.Sign(key, identity.Measurement(sha256.Sum256(src)), 42, 7, false)
+	key, _ := signing.GenerateKey(nil)
+	mf, _ := signing.Sign(key, identity.Measurement(sha256.Sum256(src)), 42, 7, false)
 	b, _ := mf.Marshal()
-	os.WriteFile(identity.ManifestPath(path), b, 0o644)
+	os.WriteFile(signing.ManifestPath(path), b, 0o644)
 
 	e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: sim.New(sim.WithPlatform(p))})
 	if err != nil {
@@ -592,7 +593,7 @@ func TestImageCache(t *testing.T) {
 
 // signedCopy writes the test enclave, with extra bytes appended (a different measurement), and
 // a manifest for it signed by key.
-func signedCopy(t *testing.T, dir, name string, extra []byte, key *identity.SigningKey, product, svn uint32) string {
+func signedCopy(t *testing.T, dir, name string, extra []byte, key *signing.SigningKey, product, svn uint32) string {
 	t.Helper()
 	src, err := os.ReadFile(testEnclave(t))
 	if err != nil {
@@ -603,12 +604,12 @@ func signedCopy(t *testing.T, dir, name string, extra []byte, key *identity.Sign
 	if err := os.WriteFile(path, src, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mf, err := identity.Sign(key, identity.Measurement(sha256.Sum256(src)), product, svn, false)
+	mf, err := signing.Sign(key, identity.Measurement(sha256.Sum256(src)), product, svn, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := mf.Marshal()
-	if err := os.WriteFile(identity.ManifestPath(path), b, 0o644); err != nil {
+	if err := os.WriteFile(signing.ManifestPath(path), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -624,8 +625,8 @@ func TestSealing(t *testing.T) {
 		t.Fatal(err)
 	}
 	be := sim.New(sim.WithPlatform(p))
-	key, _ := identity.GenerateKey(nil)
-	other, _ := identity.GenerateKey(nil)
+	key, _ := signing.GenerateKey(nil)
+	other, _ := signing.GenerateKey(nil)
 	v2 := signedCopy(t, dir, "v2", nil, key, 1, 2)
 	v3 := signedCopy(t, dir, "v3", []byte{1}, key, 1, 3)        // an upgrade: new measurement, higher SVN
 	v1 := signedCopy(t, dir, "v1", []byte{1, 2}, key, 1, 1)     // a rollback to an older SVN
@@ -698,7 +699,7 @@ func TestSecureStorage(t *testing.T) {
 	store := filepath.Join(dir, "store")
 	os.Mkdir(store, 0o700)
 	be := sim.New(sim.WithPlatform(p))
-	key, _ := identity.GenerateKey(nil)
+	key, _ := signing.GenerateKey(nil)
 	path := signedCopy(t, dir, "e", nil, key, 1, 1)
 	load := func() *host.Enclave {
 		e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, StorageDir: store, Logger: quiet})

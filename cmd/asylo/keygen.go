@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/identity/signing"
 )
 
 var keygenCmd = &command{
@@ -30,7 +30,7 @@ The file is the signing secret: keep it off build machines that do not sign rele
 			if len(args) != 0 {
 				return usagef("keygen", "takes no arguments, got %q", args)
 			}
-			key, err := identity.GenerateKey(nil)
+			key, err := signing.GenerateKey(nil)
 			if err != nil {
 				return fmt.Errorf("keygen: %w", err)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/asylo-go/asylo/backend"
 	"github.com/asylo-go/asylo/backend/sim"
 	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/identity/signing"
 )
 
 var measureCmd = &command{
@@ -107,7 +108,7 @@ func printIdentity(w io.Writer, path string, id identity.Identity) {
 	fmt.Fprintf(w, "path:        %s\n", path)
 	fmt.Fprintf(w, "measurement: %s\n", id.Measurement)
 	if !id.Signed {
-		fmt.Fprintf(w, "signed:      no (no %s; runs only with --debug)\n", identity.ManifestPath(path))
+		fmt.Fprintf(w, "signed:      no (no %s; runs only with --debug)\n", signing.ManifestPath(path))
 		fmt.Fprintf(w, "debug:       yes\n")
 		return
 	}

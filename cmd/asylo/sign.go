@@ -9,7 +9,7 @@ import (
 	"strconv"
 
 	"github.com/asylo-go/asylo/backend/sim"
-	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/identity/signing"
 )
 
 var signCmd = &command{
@@ -48,7 +48,7 @@ identity, which verifiers refuse unless their policy allows debug.`,
 			if err != nil {
 				return fmt.Errorf("sign: reading the key: %w", err)
 			}
-			key, err := identity.ParseSigningKeyPEM(pem)
+			key, err := signing.ParseSigningKeyPEM(pem)
 			if err != nil {
 				return fmt.Errorf("sign: %s: %w", *keyFile, err)
 			}
@@ -58,7 +58,7 @@ identity, which verifiers refuse unless their policy allows debug.`,
 			}
 			m := img.Measurement
 			img.Close()
-			mf, err := identity.Sign(key, m, product.v, svn.v, *debug)
+			mf, err := signing.Sign(key, m, product.v, svn.v, *debug)
 			if err != nil {
 				return fmt.Errorf("sign: %w", err)
 			}
@@ -66,7 +66,7 @@ identity, which verifiers refuse unless their policy allows debug.`,
 			if err != nil {
 				return fmt.Errorf("sign: %w", err)
 			}
-			sigPath := identity.ManifestPath(path)
+			sigPath := signing.ManifestPath(path)
 			if err := writeFileAtomic(sigPath, data, 0o644); err != nil {
 				return fmt.Errorf("sign: writing the manifest: %w", err)
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/asylo-go/asylo/examples/internal/exampleutil"
 	"github.com/asylo-go/asylo/host"
 	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/identity/signing"
 )
 
 func main() {
@@ -43,7 +44,7 @@ func main() {
 func run(ctx context.Context, path, message string, out io.Writer) error {
 	// 1. Sign the enclave, as `asylo keygen` and `asylo sign` would: the manifest beside the
 	// binary vouches for its measurement, product and security version.
-	key, err := identity.GenerateKey(rand.Reader)
+	key, err := signing.GenerateKey(rand.Reader)
 	if err != nil {
 		return err
 	}
@@ -51,7 +52,7 @@ func run(ctx context.Context, path, message string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	mf, err := identity.Sign(key, m, 1, 1, false)
+	mf, err := signing.Sign(key, m, 1, 1, false)
 	if err != nil {
 		return err
 	}
@@ -59,7 +60,7 @@ func run(ctx context.Context, path, message string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(identity.ManifestPath(path), b, 0o644); err != nil {
+	if err := os.WriteFile(signing.ManifestPath(path), b, 0o644); err != nil {
 		return err
 	}
 

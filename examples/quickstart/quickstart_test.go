@@ -12,6 +12,7 @@ import (
 	"github.com/asylo-go/asylo/backend"
 	"github.com/asylo-go/asylo/host"
 	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/identity/signing"
 	"github.com/asylo-go/asylo/internal/enclavetest"
 )
 
@@ -68,10 +69,10 @@ func TestQuickstartRefusesTampering(t *testing.T) {
 	f.Write([]byte{0})
 	f.Close()
 	_, err = host.Load(context.Background(), host.LoadConfig{Path: path})
-	if !errors.Is(err, identity.ErrMeasurementMismatch) {
+	if !errors.Is(err, signing.ErrMeasurementMismatch) {
 		t.Errorf("tampered binary: %v, want ErrMeasurementMismatch", err)
 	}
-	os.Remove(identity.ManifestPath(path))
+	os.Remove(signing.ManifestPath(path))
 	if _, err := host.Load(context.Background(), host.LoadConfig{Path: path}); !errors.Is(err, backend.ErrUnsigned) {
 		t.Errorf("unsigned binary: %v, want ErrUnsigned", err)
 	}

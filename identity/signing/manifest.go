@@ -1,4 +1,4 @@
-package identity
+package signing
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/asylo-go/asylo/identity"
 )
 
 // This file implements the signature manifest, docs/identity.md §3-§4,
@@ -32,7 +34,7 @@ const (
 
 	// tbsSize is the size of the to-be-signed encoding: domain (31),
 	// measurement (32), product id (4), svn (4), flags (1).
-	tbsSize = len(tbsDomain) + MeasurementSize + 4 + 4 + 1
+	tbsSize = len(tbsDomain) + identity.MeasurementSize + 4 + 4 + 1
 
 	// flagDebug is bit 0 of the TBS flags byte. Bits 1-7 are zero in v1.
 	flagDebug = 0x01
@@ -43,7 +45,7 @@ const (
 // or not. Its fields are plain data: only Verify says whether they are
 // authentic.
 type Manifest struct {
-	Measurement     Measurement
+	Measurement     identity.Measurement
 	ProductID       uint32
 	SVN             uint32
 	Debug           bool
@@ -52,7 +54,7 @@ type Manifest struct {
 }
 
 // tbs returns the 72-byte to-be-signed encoding of docs/identity.md §3.
-func tbs(m Measurement, productID, svn uint32, debug bool) []byte {
+func tbs(m identity.Measurement, productID, svn uint32, debug bool) []byte {
 	b := make([]byte, 0, tbsSize)
 	b = append(b, tbsDomain...)                     // offset 0, 31 bytes
 	b = append(b, m[:]...)                          // offset 31, 32 bytes
@@ -69,7 +71,7 @@ func tbs(m Measurement, productID, svn uint32, debug bool) []byte {
 // measurement m is product productID at security version svn, and whether
 // it is a debug build. A debug-signed enclave always has Debug=true in its
 // identity, so sign with debug=false for production.
-func Sign(key *SigningKey, m Measurement, productID, svn uint32, debug bool) (*Manifest, error) {
+func Sign(key *SigningKey, m identity.Measurement, productID, svn uint32, debug bool) (*Manifest, error) {
 	if !key.valid() {
 		return nil, fmt.Errorf("identity: sign manifest: %w: key is nil or zero; create it with GenerateKey or ParseSigningKeyPEM", ErrMalformedKey)
 	}
@@ -324,27 +326,27 @@ func decodeCanonicalBase64(s string, max int) ([]byte, error) {
 // encoding, then that mf is for m. It returns the enclave's identity
 // (Signed=true; Backend is left for the caller). Errors wrap ErrBadSignature,
 // ErrMeasurementMismatch or ErrMalformedManifest.
-func (mf *Manifest) Verify(m Measurement) (Identity, error) {
+func (mf *Manifest) Verify(m identity.Measurement) (identity.Identity, error) {
 	// Step 1: shape. ed25519.Verify panics on a public key of the wrong size.
 	if err := mf.checkShape(); err != nil {
-		return Identity{}, fmt.Errorf("identity: verify manifest: %w: %w", ErrMalformedManifest, err)
+		return identity.Identity{}, fmt.Errorf("identity: verify manifest: %w: %w", ErrMalformedManifest, err)
 	}
 	// Step 2: signature over the rebuilt TBS.
 	msg := tbs(mf.Measurement, mf.ProductID, mf.SVN, mf.Debug)
 	if !ed25519.Verify(mf.SignerPublicKey, msg, mf.Signature) {
-		return Identity{}, fmt.Errorf("%w (signer %s): the manifest was altered or corrupted after signing; do not load the enclave, re-sign its image",
+		return identity.Identity{}, fmt.Errorf("%w (signer %s): the manifest was altered or corrupted after signing; do not load the enclave, re-sign its image",
 			ErrBadSignature, SignerIDOf(mf.SignerPublicKey))
 	}
 	// Step 3: the manifest is for this image.
 	if m.IsZero() {
-		return Identity{}, fmt.Errorf("%w: %w: nothing to check the manifest against; measure the enclave image first", ErrMeasurementMismatch, ErrZeroMeasurement)
+		return identity.Identity{}, fmt.Errorf("%w: %w: nothing to check the manifest against; measure the enclave image first", ErrMeasurementMismatch, ErrZeroMeasurement)
 	}
 	if mf.Measurement != m {
-		return Identity{}, fmt.Errorf("%w: manifest is for %s, image measures %s; use the manifest signed for this build or re-sign it",
+		return identity.Identity{}, fmt.Errorf("%w: manifest is for %s, image measures %s; use the manifest signed for this build or re-sign it",
 			ErrMeasurementMismatch, mf.Measurement, m)
 	}
 	// Step 4: the identity, from the manifest.
-	return Identity{
+	return identity.Identity{
 		Measurement: m,
 		Signed:      true,
 		SignerID:    SignerIDOf(mf.SignerPublicKey),

@@ -1,4 +1,4 @@
-package identity
+package signing
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/asylo-go/asylo/identity"
 )
 
 func TestSignVerifyRoundTrip(t *testing.T) {
@@ -25,7 +27,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := Measurement(sha256.Sum256([]byte{byte(i)}))
+		m := identity.Measurement(sha256.Sum256([]byte{byte(i)}))
 		mf, err := Sign(k, m, tc.productID, tc.svn, tc.debug)
 		if err != nil {
 			t.Fatal(err)
@@ -46,7 +48,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Identity{Measurement: m, Signed: true, SignerID: k.SignerID(),
+		want := identity.Identity{Measurement: m, Signed: true, SignerID: k.SignerID(),
 			ProductID: tc.productID, SVN: tc.svn, Debug: tc.debug}
 		if id != want {
 			t.Errorf("Verify = %+v, want %+v", id, want)
@@ -65,7 +67,7 @@ func TestVerifyWrongMeasurement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range MeasurementSize {
+	for i := range identity.MeasurementSize {
 		for bit := range 8 {
 			other := m
 			other[i] ^= 1 << bit
@@ -74,7 +76,7 @@ func TestVerifyWrongMeasurement(t *testing.T) {
 			}
 		}
 	}
-	_, err = mf.Verify(Measurement{})
+	_, err = mf.Verify(identity.Measurement{})
 	if !errors.Is(err, ErrMeasurementMismatch) || !errors.Is(err, ErrZeroMeasurement) {
 		t.Errorf("Verify(zero) = %v, want ErrMeasurementMismatch and ErrZeroMeasurement", err)
 	}
@@ -106,7 +108,7 @@ func TestTamperFields(t *testing.T) {
 			t.Fatalf("%s: Verify = %+v, %v; want ErrBadSignature", what, id, err)
 		}
 	}
-	for i := range MeasurementSize {
+	for i := range identity.MeasurementSize {
 		for bit := range 8 {
 			mf := clone()
 			mf.Measurement[i] ^= 1 << bit
@@ -372,7 +374,7 @@ func TestSignRejects(t *testing.T) {
 	if _, err := Sign(&SigningKey{}, m, 1, 1, false); !errors.Is(err, ErrMalformedKey) {
 		t.Errorf("Sign(zero key) = %v, want ErrMalformedKey", err)
 	}
-	if _, err := Sign(vectorKey(t), Measurement{}, 1, 1, false); !errors.Is(err, ErrZeroMeasurement) {
+	if _, err := Sign(vectorKey(t), identity.Measurement{}, 1, 1, false); !errors.Is(err, ErrZeroMeasurement) {
 		t.Errorf("Sign(zero measurement) = %v, want ErrZeroMeasurement", err)
 	}
 }

@@ -1,4 +1,4 @@
-package identity
+package signing
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/asylo-go/asylo/identity"
 )
 
 // Signer keys are Ed25519 (RFC 8032): deterministic signatures with no nonce
@@ -82,7 +84,7 @@ func (k *SigningKey) Public() ed25519.PublicKey {
 
 // SignerID returns the signer id of k (SignerIDOf its public key), or the
 // zero SignerID if k is nil or zero.
-func (k *SigningKey) SignerID() SignerID {
+func (k *SigningKey) SignerID() identity.SignerID {
 	return SignerIDOf(k.Public())
 }
 
@@ -200,11 +202,11 @@ func pkcs8Algorithm(der []byte) (asn1.ObjectIdentifier, bool) {
 // its PKIX SubjectPublicKeyInfo DER (docs/identity.md §2), equal to
 // `openssl pkey -pubout -outform DER | sha256sum`. It returns the zero
 // SignerID if pub is not ed25519.PublicKeySize bytes.
-func SignerIDOf(pub ed25519.PublicKey) SignerID {
+func SignerIDOf(pub ed25519.PublicKey) identity.SignerID {
 	if len(pub) != ed25519.PublicKeySize {
-		return SignerID{}
+		return identity.SignerID{}
 	}
-	return SignerID(sha256.Sum256(marshalSPKI(pub)))
+	return identity.SignerID(sha256.Sum256(marshalSPKI(pub)))
 }
 
 // marshalSPKI returns the SubjectPublicKeyInfo DER of a 32-byte Ed25519 key.

@@ -1,4 +1,4 @@
-package identity
+package signing
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/asylo-go/asylo/identity"
 )
 
 func TestManifestPath(t *testing.T) {
@@ -29,7 +31,7 @@ func TestLoadManifestFile(t *testing.T) {
 	if err := os.WriteFile(bin, image, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m, err := MeasureFile(bin)
+	m, err := identity.MeasureFile(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ func TestLoadManifestFile(t *testing.T) {
 	if err := os.WriteFile(bin, append(image, 0), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m2, _ := MeasureFile(bin)
+	m2, _ := identity.MeasureFile(bin)
 	if _, err := loaded.Verify(m2); !errors.Is(err, ErrMeasurementMismatch) {
 		t.Errorf("Verify(rebuilt image) = %v, want ErrMeasurementMismatch", err)
 	}
@@ -90,11 +92,11 @@ func TestLoadManifestFile(t *testing.T) {
 	if _, err := LoadManifestFile(dir); !errors.Is(err, ErrMalformedManifest) {
 		t.Errorf("LoadManifestFile(dir) = %v, want ErrMalformedManifest", err)
 	}
-	if _, err := MeasureFile(dir); err == nil {
-		t.Error("MeasureFile(dir) succeeded")
+	if _, err := identity.MeasureFile(dir); err == nil {
+		t.Error("identity.MeasureFile(dir) succeeded")
 	}
-	if _, err := MeasureFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("MeasureFile(missing) = %v, want fs.ErrNotExist", err)
+	if _, err := identity.MeasureFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("identity.MeasureFile(missing) = %v, want fs.ErrNotExist", err)
 	}
 }
 

@@ -1,4 +1,4 @@
-package identity
+package signing
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/asylo-go/asylo/identity"
 )
 
 // The test vectors of docs/identity.md §7, computed independently with
@@ -83,9 +85,9 @@ func vectorKey(t testing.TB) *SigningKey {
 	return k
 }
 
-func vectorMeasurement(t testing.TB) Measurement {
+func vectorMeasurement(t testing.TB) identity.Measurement {
 	t.Helper()
-	var m Measurement
+	var m identity.Measurement
 	copy(m[:], mustHex(t, vectorMeasureHex))
 	return m
 }
@@ -112,7 +114,7 @@ func TestVectorKey(t *testing.T) {
 		t.Errorf("marshalSPKI disagrees with crypto/x509 (%v)", err)
 	}
 	if got := k.SignerID().String(); got != vectorSignerID {
-		t.Errorf("SignerID = %s, want %s", got, vectorSignerID)
+		t.Errorf("identity.SignerID = %s, want %s", got, vectorSignerID)
 	}
 	if got := string(k.MarshalPEM()); got != vectorPEM {
 		t.Errorf("MarshalPEM =\n%s\nwant\n%s", got, vectorPEM)
@@ -124,9 +126,9 @@ func TestVectorKey(t *testing.T) {
 	if !bytes.Equal(k2.priv, k.priv) {
 		t.Error("ParseSigningKeyPEM(vector PEM) is a different key")
 	}
-	m, n, err := Measure(strings.NewReader(vectorImage))
+	m, n, err := identity.Measure(strings.NewReader(vectorImage))
 	if err != nil || n != 27 || m.String() != vectorMeasureHex {
-		t.Errorf("Measure(vector image) = %s, %d, %v; want %s, 27", m, n, err, vectorMeasureHex)
+		t.Errorf("identity.Measure(vector image) = %s, %d, %v; want %s, 27", m, n, err, vectorMeasureHex)
 	}
 }
 
@@ -170,7 +172,7 @@ func TestVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Identity{Measurement: m, Signed: true, SignerID: k.SignerID(),
+			want := identity.Identity{Measurement: m, Signed: true, SignerID: k.SignerID(),
 				ProductID: v.productID, SVN: v.svn, Debug: v.debug}
 			if id != want {
 				t.Errorf("Verify = %+v, want %+v", id, want)
@@ -181,7 +183,7 @@ func TestVectors(t *testing.T) {
 
 // TestDocumentedVectors keeps docs/identity.md and the tests in step.
 func TestDocumentedVectors(t *testing.T) {
-	doc := string(readFile(t, "../docs/identity.md"))
+	doc := string(readFile(t, "../../docs/identity.md"))
 	must := []string{
 		vectorSeedHex, vectorPublicHex, vectorSPKIHex, vectorSignerID, vectorMeasureHex,
 		ManifestFormat, strings.TrimSuffix(tbsDomain, "\x00"),

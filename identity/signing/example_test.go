@@ -1,4 +1,4 @@
-package identity_test
+package signing_test
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/identity/signing"
 )
 
 // Sign an enclave image, write its manifest beside it, and verify it the way
@@ -26,7 +27,7 @@ func Example() {
 
 	// Signer side: the key lives in a PEM file (MarshalPEM), the manifest
 	// goes beside the binary.
-	key, err := identity.GenerateKey(nil)
+	key, err := signing.GenerateKey(nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	manifest, err := identity.Sign(key, m, 7, 2, false)
+	manifest, err := signing.Sign(key, m, 7, 2, false)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -42,12 +43,12 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := os.WriteFile(identity.ManifestPath(binary), data, 0o644); err != nil {
+	if err := os.WriteFile(signing.ManifestPath(binary), data, 0o644); err != nil {
 		log.Fatal(err)
 	}
 
 	// Loader side.
-	loaded, err := identity.LoadManifestFile(identity.ManifestPath(binary))
+	loaded, err := signing.LoadManifestFile(signing.ManifestPath(binary))
 	if errors.Is(err, fs.ErrNotExist) {
 		log.Fatal("unsigned enclave: load only in debug mode")
 	} else if err != nil {
@@ -62,7 +63,7 @@ func Example() {
 
 	// Verify against another build's measurement.
 	_, err = loaded.Verify(identity.Measurement{1})
-	fmt.Println("other build refused:", errors.Is(err, identity.ErrMeasurementMismatch))
+	fmt.Println("other build refused:", errors.Is(err, signing.ErrMeasurementMismatch))
 	// Output:
 	// signed: true by our key: true
 	// product: 7 svn: 2 debug: false
