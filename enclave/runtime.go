@@ -398,8 +398,7 @@ func statusOf(ctx context.Context, err error, out []byte) (wire.Status, []byte) 
 }
 
 func (s *server) writeResult(id uint64, st wire.Status, body []byte) error {
-	var h [2]byte
-	return s.conn.WriteFrame(wire.KindResult, id, wire.AppendStatus(h[:0], st), body)
+	return s.conn.WriteResult(wire.KindResult, id, st, body)
 }
 
 // hostCall sends a HOSTCALL and waits for its HOSTRESULT.

@@ -297,7 +297,7 @@ func Load(ctx context.Context, cfg LoadConfig) (*Enclave, error) {
 	h = wire.AppendInit(h, wire.InitParams{
 		Timeout: timeout(ctx), Name: cfg.Name, LogLevel: int32(cfg.LogLevel), Identity: e.id,
 	})
-	if _, err := e.roundTrip(ctx, wire.KindInit, h, cfg.Config); err != nil {
+	if _, err := e.roundTrip(ctx, request{kind: wire.KindInit, init: h}, cfg.Config); err != nil {
 		e.mu.Lock()
 		e.destroyed = true // the read loop is to take what follows as an orderly end
 		e.mu.Unlock()
@@ -413,8 +413,7 @@ func (e *Enclave) Err() error {
 
 // EnterAndRun calls the application's Run with input and returns its output.
 func (e *Enclave) EnterAndRun(ctx context.Context, input []byte) ([]byte, error) {
-	var h [8]byte
-	return e.roundTrip(ctx, wire.KindRun, wire.AppendRequestHeader(h[:0], wire.KindRun, timeout(ctx), ""), input)
+	return e.roundTrip(ctx, request{kind: wire.KindRun}, input)
 }
 
 // Call calls the handler registered as name with input and returns its output. A deadline or
@@ -423,8 +422,7 @@ func (e *Enclave) Call(ctx context.Context, name string, input []byte) ([]byte, 
 	if !wire.ValidMethodName(name) {
 		return nil, fmt.Errorf("host: %w: method name %q: use 1-%d characters of [A-Za-z0-9_.:/-]", ErrInvalidArgument, name, wire.MaxMethodName)
 	}
-	var h [8 + 1 + wire.MaxMethodName]byte
-	return e.roundTrip(ctx, wire.KindCall, wire.AppendRequestHeader(h[:0], wire.KindCall, timeout(ctx), name), input)
+	return e.roundTrip(ctx, request{kind: wire.KindCall, method: name}, input)
 }
 
 // CallInto is Call for large results: the output is appended to dst[:0] (and returned), so a
@@ -437,8 +435,7 @@ func (e *Enclave) CallInto(ctx context.Context, name string, input, dst []byte) 
 	if !wire.ValidMethodName(name) {
 		return nil, fmt.Errorf("host: %w: method name %q: use 1-%d characters of [A-Za-z0-9_.:/-]", ErrInvalidArgument, name, wire.MaxMethodName)
 	}
-	var h [8 + 1 + wire.MaxMethodName]byte
-	return e.roundTripInto(ctx, wire.KindCall, wire.AppendRequestHeader(h[:0], wire.KindCall, timeout(ctx), name), input, dst, true)
+	return e.roundTripInto(ctx, request{kind: wire.KindCall, method: name}, input, dst, true)
 }
 
 // CallJSON calls name with in encoded as JSON and decodes the output into Out; it pairs with
@@ -475,8 +472,7 @@ func (e *Enclave) Destroy(ctx context.Context, final []byte) error {
 		e.kill()
 		return lost
 	}
-	var h [8]byte
-	_, ferr := e.roundTrip(ctx, wire.KindFinalize, wire.AppendRequestHeader(h[:0], wire.KindFinalize, timeout(ctx), ""), final)
+	_, ferr := e.roundTrip(ctx, request{kind: wire.KindFinalize}, final)
 	// The runtime exits right after answering FINALIZE; an enclave that lingers is killed.
 	grace := time.NewTimer(exitGrace)
 	defer grace.Stop()
@@ -532,20 +528,36 @@ func timeout(ctx context.Context) time.Duration {
 }
 
 // roundTrip sends a request frame and waits for its RESULT.
-func (e *Enclave) roundTrip(ctx context.Context, kind wire.Kind, head, input []byte) ([]byte, error) {
-	return e.roundTripInto(ctx, kind, head, input, nil, false)
+func (e *Enclave) roundTrip(ctx context.Context, req request, input []byte) ([]byte, error) {
+	return e.roundTripInto(ctx, req, input, nil, false)
+}
+
+// request is what a round trip sends besides its input: the kind, and the method of a CALL or
+// the encoded parameters of INIT.
+type request struct {
+	kind   wire.Kind
+	method string
+	init   []byte
 }
 
 // roundTripInto is roundTrip; with into set, a large result is received into the Enclave's
 // reused buffer and copied into dst (see CallInto).
-func (e *Enclave) roundTripInto(ctx context.Context, kind wire.Kind, head, input, dst []byte, into bool) ([]byte, error) {
-	if len(head)+len(input) > e.maxSend {
-		return nil, fmt.Errorf("host: %w: %v of %d bytes exceeds the enclave's limit of %d", ErrTooLarge, kind, len(head)+len(input), e.maxSend)
-	}
+func (e *Enclave) roundTripInto(ctx context.Context, req request, input, dst []byte, into bool) ([]byte, error) {
+	kind := req.kind
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	p := pendingCalls.Get().(*pendingCall)
+	head := req.init
+	if head == nil {
+		// Into the recycled pendingCall: a buffer on the stack would escape (the frame's parts
+		// may be handed to a writer), an allocation per call.
+		head = wire.AppendRequestHeader(p.head[:0], kind, timeout(ctx), req.method)
+	}
+	if len(head)+len(input) > e.maxSend {
+		pendingCalls.Put(p)
+		return nil, fmt.Errorf("host: %w: %v of %d bytes exceeds the enclave's limit of %d", ErrTooLarge, kind, len(head)+len(input), e.maxSend)
+	}
 	p.into, p.parked = into, false
 	ch := p.ch
 	e.mu.Lock()
@@ -669,9 +681,10 @@ func (e *Enclave) notify() {
 
 // pendingCall is a call waiting for its RESULT, in Enclave.pending.
 type pendingCall struct {
-	ch     chan result // receives the RESULT; buffered, so the reader never blocks
-	into   bool        // CallInto: a large result is received into e.spare
-	parked bool        // the caller parked, and someone must read for it (counted in e.waiting)
+	ch     chan result                      // receives the RESULT; buffered, so the reader never blocks
+	into   bool                             // CallInto: a large result is received into e.spare
+	parked bool                             // the caller parked, and someone must read for it (counted in e.waiting)
+	head   [8 + 1 + wire.MaxMethodName]byte // the request's header (not the parameters of INIT)
 }
 
 // pendingCalls recycles pendingCalls: a call returns its own once it has received the result,
@@ -1025,8 +1038,7 @@ func (e *Enclave) handle(f wire.Frame) error {
 			// Free the slot before answering: the enclave may issue its next host call as soon
 			// as it reads this answer.
 			<-e.hostSem
-			var h [2]byte
-			e.conn.WriteFrame(wire.KindHostResult, f.ID, wire.AppendStatus(h[:0], st), resp)
+			e.conn.WriteResult(wire.KindHostResult, f.ID, st, resp)
 		}()
 	case wire.KindLog:
 		rec, err := wire.ParseLog(f.Body)

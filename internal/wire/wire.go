@@ -145,6 +145,7 @@ type Conn struct {
 	wsem chan struct{} // the write lock: a channel, so that WriteFrameContext can stop waiting
 	spin bool          // the stream is a spinning ring: try the lock a while before parking
 	wbuf []byte
+	wst  [2]byte // WriteResult's status, under the write lock
 
 	// The interruption of the current WriteFrameContext: igen counts writes, so that a
 	// context's end that comes late interrupts no later write.
@@ -294,6 +295,24 @@ func (c *Conn) WriteFrame(kind Kind, id uint64, parts ...[]byte) error {
 	}
 	defer func() { <-c.wsem }()
 	err := c.write(kind, id, n, parts)
+	if err == nil {
+		c.nwritten.Add(1)
+	}
+	return err
+}
+
+// WriteResult writes a RESULT or HOSTRESULT frame: status st, then body. Unlike WriteFrame with
+// an encoded status, it allocates nothing (a status buffer of the caller's would escape).
+func (c *Conn) WriteResult(kind Kind, id uint64, st Status, body []byte) error {
+	if 2+len(body) > HardMaxBody {
+		return fmt.Errorf("%w: %v body of %d bytes", ErrTooLarge, kind, 2+len(body))
+	}
+	if !c.tryLock() {
+		c.wsem <- struct{}{}
+	}
+	defer func() { <-c.wsem }()
+	binary.LittleEndian.PutUint16(c.wst[:], uint16(st))
+	err := c.write(kind, id, 2+len(body), [][]byte{c.wst[:], body})
 	if err == nil {
 		c.nwritten.Add(1)
 	}

@@ -59,6 +59,34 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
+// WriteResult encodes the status itself, on both write paths (one buffer, and writev for large
+// bodies).
+func TestWriteResult(t *testing.T) {
+	a, b := net.Pipe()
+	ca, cb := NewConn(a, 0), NewConn(b, 0)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+	go func() {
+		ca.WriteResult(KindResult, 3, StatusOK, []byte("out"))
+		ca.WriteResult(KindHostResult, 4, StatusPanic, []byte("boom"))
+		ca.WriteResult(KindResult, 5, StatusOK, big)
+	}()
+	for _, want := range []struct {
+		kind Kind
+		id   uint64
+		st   Status
+		body []byte
+	}{{KindResult, 3, StatusOK, []byte("out")}, {KindHostResult, 4, StatusPanic, []byte("boom")}, {KindResult, 5, StatusOK, big}} {
+		f, err := cb.ReadFrame()
+		if err != nil || f.Kind != want.kind || f.ID != want.id {
+			t.Fatalf("got %+v, %v", f, err)
+		}
+		st, body, err := ParseResult(f.Kind, f.Body)
+		if err != nil || st != want.st || !bytes.Equal(body, want.body) {
+			t.Fatalf("frame %d: status %v, %d bytes, %v", want.id, st, len(body), err)
+		}
+	}
+}
+
 func TestHeaderValidation(t *testing.T) {
 	for _, tc := range []struct {
 		name string
