@@ -40,10 +40,12 @@ func startServe(t *testing.T, opts ...enclave.Option) *hostile {
 // wait for the reader.
 func socketPair(t *testing.T, typ int) (net.Conn, net.Conn) {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	unix.CloseOnExec(fds[0])
+	unix.CloseOnExec(fds[1])
 	var c [2]net.Conn
 	for i, fd := range fds {
 		f := os.NewFile(uintptr(fd), "socketpair")

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sim_test
 
 // Benchmarks of the sim back-end against raw floors measured in the same run (docs/benchmarks.md).

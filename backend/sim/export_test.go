@@ -1,3 +1,5 @@
+//go:build linux
+
 package sim
 
 // PrestartedPid returns the pid of the process waiting for the next enclave, or 0.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package testenclave
 
 import (
@@ -11,21 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// ProbeResult is what Probe found. Attempts maps each forbidden action to the error it got; an
-// empty string means the action SUCCEEDED (a sandbox failure).
-type ProbeResult struct {
-	Attempts    map[string]string
-	Dumpable    int
-	NoNewPrivs  int
-	CoreLimit   uint64
-	UID, GID    int
-	PID         int
-	PPID        int
-	Hostname    string
-	TimeWorks   bool
-	RandomWorks bool
-}
 
 // Probe attempts, from inside the enclave, every action the sim sandbox must forbid, and reports
 // what happened. input is a loopback TCP address the host listens on.
