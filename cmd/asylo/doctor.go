@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/asylo-go/asylo/backend/inprocess"
 	"github.com/asylo-go/asylo/backend/sim"
@@ -80,6 +81,9 @@ func diagnoseSim() backendReport {
 		}
 	}
 	switch {
+	case runtime.GOOS != "linux":
+		r.Available = false
+		r.Reason = "runs enclaves as sandboxed Linux processes; this is " + runtime.GOOS + " (use the inprocess back-end here, or a Linux machine or VM)"
 	case !r.Available:
 		r.Reason = "seccomp is unavailable, and the enclave sandbox refuses to run without it"
 	case len(missing) == 0:
