@@ -1,0 +1,173 @@
+// Command alternate compares the benchmarks of two builds of this module by running them in
+// alternation, which is how every before/after figure in docs/benchmarks.md was measured: on
+// these noisy machines two runs of one build differ by 10-30 %, so runs of the two builds are
+// interleaved and the medians compared.
+//
+//	go run ./internal/benchtools/alternate -base HEAD~3 -bench 'Call64/ratio$' -n 8 ./backend/sim
+//
+// The base revision is checked out into a temporary git worktree. Each build's test binary runs
+// in its own source tree, because the sim benchmarks build their enclaves from the tree they were
+// compiled in. For each benchmark and metric it prints the median of each build and their ratio,
+// and the raw lines with -v.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	base := flag.String("base", "HEAD", "git revision to compare the working tree with")
+	bench := flag.String("bench", "", "benchmark regexp (-test.bench)")
+	benchtime := flag.String("benchtime", "", "-test.benchtime for every run (default: go test's)")
+	n := flag.Int("n", 6, "runs of each build")
+	verbose := flag.Bool("v", false, "print every result line")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: alternate -bench REGEXP [-base REV] [-n RUNS] [-benchtime T] [-v] PACKAGE")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() != 1 || *bench == "" || *n < 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(*base, flag.Arg(0), *bench, *benchtime, *n, *verbose); err != nil {
+		fmt.Fprintln(os.Stderr, "alternate:", err)
+		os.Exit(1)
+	}
+}
+
+func run(base, pkg, bench, benchtime string, n int, verbose bool) error {
+	root, err := output("git", "rev-parse", "--show-toplevel")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "alternate-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	wt := filepath.Join(tmp, "base")
+	if _, err := output("git", "-C", root, "worktree", "add", "--detach", wt, base); err != nil {
+		return err
+	}
+	defer exec.Command("git", "-C", root, "worktree", "remove", "--force", wt).Run()
+
+	trees := []struct{ name, dir, bin string }{
+		{"base", wt, filepath.Join(tmp, "base.test")},
+		{"new", root, filepath.Join(tmp, "new.test")},
+	}
+	for _, t := range trees {
+		cmd := exec.Command("go", "test", "-c", "-o", t.bin, pkg)
+		cmd.Dir, cmd.Stderr = t.dir, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("building %s's test binary: %w", t.name, err)
+		}
+	}
+	args := []string{"-test.run", "^$", "-test.bench", bench}
+	if benchtime != "" {
+		args = append(args, "-test.benchtime", benchtime)
+	}
+	// results[benchmark][metric][build] = values
+	results := map[string]map[string][2][]float64{}
+	var order []string
+	for i := range n {
+		for b, t := range trees {
+			cmd := exec.Command(t.bin, args...)
+			cmd.Dir = filepath.Join(t.dir, pkg)
+			cmd.Stderr = os.Stderr
+			out, err := cmd.Output()
+			if err != nil {
+				return fmt.Errorf("run %d of %s: %w", i+1, t.name, err)
+			}
+			sc := bufio.NewScanner(bytes.NewReader(out))
+			for sc.Scan() {
+				line := sc.Text()
+				name, metrics, ok := parse(line)
+				if !ok {
+					continue
+				}
+				if verbose {
+					fmt.Printf("%-4s %s\n", t.name, line)
+				}
+				if results[name] == nil {
+					results[name] = map[string][2][]float64{}
+					order = append(order, name)
+				}
+				for unit, v := range metrics {
+					r := results[name][unit]
+					r[b] = append(r[b], v)
+					results[name][unit] = r
+				}
+			}
+		}
+	}
+	fmt.Printf("%d alternating runs of each build; medians (range)\n", n)
+	for _, name := range order {
+		fmt.Println(name)
+		units := make([]string, 0, len(results[name]))
+		for u := range results[name] {
+			units = append(units, u)
+		}
+		sort.Strings(units)
+		for _, u := range units {
+			r := results[name][u]
+			if len(r[0]) == 0 || len(r[1]) == 0 {
+				continue
+			}
+			mb, mn := median(r[0]), median(r[1])
+			fmt.Printf("  %-18s base %12.4g (%.4g-%.4g)  new %12.4g (%.4g-%.4g)  new/base %.3f\n",
+				u, mb, slices.Min(r[0]), slices.Max(r[0]), mn, slices.Min(r[1]), slices.Max(r[1]), mn/mb)
+		}
+	}
+	return nil
+}
+
+// parse reads a benchmark result line: name, iterations, then value-unit pairs.
+func parse(line string) (string, map[string]float64, bool) {
+	f := strings.Fields(line)
+	if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+		return "", nil, false
+	}
+	if _, err := strconv.Atoi(f[1]); err != nil {
+		return "", nil, false
+	}
+	m := map[string]float64{}
+	for i := 2; i+1 < len(f); i += 2 {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return "", nil, false
+		}
+		m[f[i+1]] = v
+	}
+	return f[0], m, true
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func output(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return "", fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(ee.Stderr))
+		}
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
