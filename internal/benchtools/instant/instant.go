@@ -96,20 +96,20 @@ func (p *Pipe) Read(b []byte) (int, error) {
 		if closed {
 			return 0, io.EOF
 		}
-		var expire <-chan time.Time
-		if !dl.IsZero() {
-			d := time.Until(dl)
-			if d <= 0 {
-				return 0, os.ErrDeadlineExceeded
-			}
-			t := time.NewTimer(d)
-			expire = t.C
-			defer t.Stop()
+		if dl.IsZero() {
+			<-p.ready
+			continue
 		}
+		d := time.Until(dl)
+		if d <= 0 {
+			return 0, os.ErrDeadlineExceeded
+		}
+		t := time.NewTimer(d)
 		select {
 		case <-p.ready:
-		case <-expire:
+		case <-t.C:
 		}
+		t.Stop()
 	}
 }
 
