@@ -3,6 +3,8 @@ package identity
 import (
 	"fmt"
 	"os"
+
+	"github.com/asylo-go/asylo/internal/regularfile"
 )
 
 // MeasureFile returns the measurement of the regular file at path: the
@@ -15,7 +17,7 @@ func MeasureFile(path string) (Measurement, error) {
 		return Measurement{}, fmt.Errorf("identity: measure: %w", err)
 	}
 	defer f.Close()
-	if err := checkRegular(f); err != nil {
+	if err := regularfile.Check(f); err != nil {
 		return Measurement{}, fmt.Errorf("identity: measure: %w", err)
 	}
 	m, _, err := Measure(f)
@@ -23,17 +25,4 @@ func MeasureFile(path string) (Measurement, error) {
 		return Measurement{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
-}
-
-// checkRegular refuses directories, devices and pipes, which could block or
-// never end.
-func checkRegular(f *os.File) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file (mode %s)", f.Name(), fi.Mode().Type())
-	}
-	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/asylo-go/asylo/internal/regularfile"
 )
 
 // ManifestPath returns the path of the manifest of the enclave binary at
@@ -23,7 +25,7 @@ func LoadManifestFile(path string) (*Manifest, error) {
 		return nil, fmt.Errorf("identity: load signature manifest: %w", err)
 	}
 	defer f.Close()
-	if err := checkRegular(f); err != nil {
+	if err := regularfile.Check(f); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedManifest, err)
 	}
 	// Read one byte past the limit so ParseManifest reports oversize input.
@@ -36,17 +38,4 @@ func LoadManifestFile(path string) (*Manifest, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return mf, nil
-}
-
-// checkRegular refuses directories, devices and pipes, which could block or
-// never end.
-func checkRegular(f *os.File) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file (mode %s)", f.Name(), fi.Mode().Type())
-	}
-	return nil
 }
