@@ -27,7 +27,9 @@ func TestAttention(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: sim.New(mode.opts...), Debug: true})
+			be := sim.New(mode.opts...)
+			defer be.Close()
+			e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true})
 			if err != nil {
 				t.Fatal(err)
 			}

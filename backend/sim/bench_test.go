@@ -602,11 +602,13 @@ func BenchmarkLoad(b *testing.B) {
 	}
 	b.Run("sim-prestart", func(b *testing.B) {
 		be := sim.New(sim.Prestart())
+		defer be.Close()
 		loadReady(b, encl, be)
 		timed(b, func() time.Duration { return prestartLoad(b, be) })
 	})
 	b.Run("ratio-prestart", func(b *testing.B) {
 		be := sim.New(sim.Prestart())
+		defer be.Close()
 		loadReady(b, encl, be)
 		execFirstReply(b, fr, nil, plainAttr)
 		var r loadRatio

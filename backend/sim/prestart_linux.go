@@ -409,6 +409,7 @@ type prestartPool struct {
 	mu       sync.Mutex
 	ready    *prestarted
 	starting bool
+	closed   bool
 	lastErr  error
 	failedAt time.Time
 	reported error // lastErr, once take has returned it
@@ -438,7 +439,7 @@ func (pp *prestartPool) take() (p *prestarted, failed error) {
 // refill starts a process in the background unless one is ready or starting.
 func (pp *prestartPool) refill() {
 	pp.mu.Lock()
-	if pp.ready != nil || pp.starting || (pp.lastErr != nil && time.Since(pp.failedAt) < prestartRetry) {
+	if pp.closed || pp.ready != nil || pp.starting || (pp.lastErr != nil && time.Since(pp.failedAt) < prestartRetry) {
 		pp.mu.Unlock()
 		return
 	}
@@ -447,12 +448,31 @@ func (pp *prestartPool) refill() {
 	go func() {
 		p, err := startPrestarted()
 		pp.mu.Lock()
-		pp.starting, pp.lastErr, pp.ready = false, err, p
+		pp.starting, pp.lastErr = false, err
 		if err != nil {
 			pp.failedAt = time.Now()
 		}
+		if pp.closed && p != nil {
+			pp.mu.Unlock()
+			p.abandon() // closed while it started
+			return
+		}
+		pp.ready = p
 		pp.mu.Unlock()
 	}()
+}
+
+// close ends the waiting process, and one still starting once it is ready; nothing is prepared
+// after it.
+func (pp *prestartPool) close() {
+	pp.mu.Lock()
+	pp.closed = true
+	p := pp.ready
+	pp.ready = nil
+	pp.mu.Unlock()
+	if p != nil {
+		p.abandon()
+	}
 }
 
 // exited reports whether the child pid has ended, without reaping it.

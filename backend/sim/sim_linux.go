@@ -171,6 +171,9 @@ func (b *Backend) image(path string) (*Image, error) {
 	}
 	b.imu.Lock()
 	defer b.imu.Unlock()
+	if b.closed {
+		return im, nil // not cached: Close has released the cache
+	}
 	if b.images == nil {
 		b.images = map[imageKey]*Image{}
 	}
@@ -196,6 +199,12 @@ func (im *Image) dup() (*Image, error) {
 
 // Start implements backend.Backend.
 func (b *Backend) Start(ctx context.Context, spec backend.Spec) (backend.Instance, error) {
+	b.imu.Lock()
+	closed := b.closed
+	b.imu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
 	img, err := b.image(spec.Path)
 	if err != nil {
 		return nil, err

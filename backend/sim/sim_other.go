@@ -37,4 +37,8 @@ func (b *Backend) Start(ctx context.Context, spec backend.Spec) (backend.Instanc
 }
 
 type prestartPool struct{}
+
+func (*prestartPool) refill() {}
+func (*prestartPool) close()  {}
+
 type imageKey struct{}

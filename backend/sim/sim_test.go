@@ -85,6 +85,7 @@ func TestConformanceSwitchless(t *testing.T) {
 func TestConformancePrestart(t *testing.T) {
 	path := testEnclave(t)
 	be := sim.New(sim.Prestart())
+	t.Cleanup(func() { be.Close() })
 	conformance.Run(t, conformance.Target{
 		Load: func(ctx context.Context, cfg host.LoadConfig) (*host.Enclave, error) {
 			cfg.Path, cfg.Backend, cfg.Debug = path, be, true
@@ -109,6 +110,7 @@ func TestPrestart(t *testing.T) {
 func testPrestart(t *testing.T, execMode bool) {
 	ctx := context.Background()
 	be := sim.New(sim.Prestart(), sim.Switchless())
+	defer be.Close()
 	path := testEnclave(t)
 	e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true})
 	if err != nil {
@@ -204,6 +206,7 @@ func TestPrestartFailureIsLogged(t *testing.T) {
 	defer sim.FailPrestart("injected failure")()
 	ctx := context.Background()
 	be := sim.New(sim.Prestart())
+	defer be.Close()
 	var logs conformance.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	load := func() {
@@ -253,6 +256,7 @@ func TestPrestartDynamicImage(t *testing.T) {
 		im.Close()
 	}
 	be := sim.New(sim.Prestart())
+	defer be.Close()
 	first, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Backend: be, Debug: true})
 	if err != nil {
 		t.Fatal(err)
@@ -917,4 +921,45 @@ func statusField(t *testing.T, pid int, name string) []int {
 	}
 	t.Fatalf("no %s in /proc/%d/status", name, pid)
 	return nil
+}
+
+// TestBackendClose: New with Prestart prepares a process before any load; Close ends it (reaped,
+// not left a zombie), refuses later loads with ErrClosed and leaves running enclaves alone.
+func TestBackendClose(t *testing.T) {
+	ctx := context.Background()
+	be := sim.New(sim.Prestart())
+	var ready int
+	for deadline := time.Now().Add(20 * time.Second); ready == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		ready = sim.PrestartedPid(be)
+	}
+	if ready == 0 {
+		t.Fatal("New(Prestart()) prepared no process before the first load")
+	}
+	e, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Backend: be, Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx, nil)
+	// The load took the prepared process; wait for the next, then close.
+	var next int
+	for deadline := time.Now().Add(20 * time.Second); (next == 0 || next == ready) && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		next = sim.PrestartedPid(be)
+	}
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if next != 0 && next != ready {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", next)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("prepared process %d still exists after Close (%v)", next, err)
+		}
+	}
+	if sim.PrestartedPid(be) != 0 {
+		t.Error("a process is still prepared after Close")
+	}
+	if _, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Backend: be, Debug: true}); !errors.Is(err, sim.ErrClosed) {
+		t.Errorf("load after Close: %v, want ErrClosed", err)
+	}
+	if got, err := e.Call(ctx, "echo", []byte("still")); err != nil || string(got) != "still" {
+		t.Errorf("enclave loaded before Close: %q, %v", got, err)
+	}
 }
