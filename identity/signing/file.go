@@ -22,7 +22,7 @@ func ManifestPath(binaryPath string) string {
 func LoadManifestFile(path string) (*Manifest, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("identity: load signature manifest: %w", err)
+		return nil, fmt.Errorf("signing: load signature manifest: %w", err)
 	}
 	defer f.Close()
 	if err := regularfile.Check(f); err != nil {
@@ -31,7 +31,7 @@ func LoadManifestFile(path string) (*Manifest, error) {
 	// Read one byte past the limit so ParseManifest reports oversize input.
 	data, err := io.ReadAll(io.LimitReader(f, MaxManifestSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("identity: load signature manifest: %w", err)
+		return nil, fmt.Errorf("signing: load signature manifest: %w", err)
 	}
 	mf, err := ParseManifest(data)
 	if err != nil {

@@ -54,7 +54,7 @@ type SigningKey struct {
 func GenerateKey(rand io.Reader) (*SigningKey, error) {
 	_, priv, err := ed25519.GenerateKey(rand)
 	if err != nil {
-		return nil, fmt.Errorf("identity: generate signing key: reading randomness: %w", err)
+		return nil, fmt.Errorf("signing: generate signing key: reading randomness: %w", err)
 	}
 	return &SigningKey{priv: priv}, nil
 }
@@ -108,10 +108,10 @@ func (k *SigningKey) MarshalPEM() []byte {
 // ever prints key bytes, whether k is formatted as a value or a pointer.
 func (k SigningKey) Format(f fmt.State, verb rune) {
 	if !k.valid() {
-		io.WriteString(f, "identity.SigningKey(invalid)")
+		io.WriteString(f, "signing.SigningKey(invalid)")
 		return
 	}
-	fmt.Fprintf(f, "identity.SigningKey(signer %s)", k.SignerID())
+	fmt.Fprintf(f, "signing.SigningKey(signer %s)", k.SignerID())
 }
 
 // ParseSigningKeyPEM parses a signing key written by MarshalPEM or by
@@ -120,7 +120,7 @@ func (k SigningKey) Format(f fmt.State, verb rune) {
 // (docs/identity.md §2). Keys of other algorithms and encrypted keys are
 // refused with ErrUnsupportedKey; anything else unparsable with ErrMalformedKey.
 func ParseSigningKeyPEM(data []byte) (*SigningKey, error) {
-	const hint = "; write the key with `openssl genpkey -algorithm ed25519` or identity.GenerateKey"
+	const hint = "; write the key with `openssl genpkey -algorithm ed25519` or signing.GenerateKey"
 	if len(data) > MaxKeyPEMSize {
 		return nil, fmt.Errorf("%w: input is %d bytes, more than the %d-byte limit for a key file", ErrMalformedKey, len(data), MaxKeyPEMSize)
 	}

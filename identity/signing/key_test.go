@@ -79,7 +79,7 @@ func TestSignerIDOf(t *testing.T) {
 func TestZeroSigningKey(t *testing.T) {
 	for _, k := range []*SigningKey{nil, {}, {priv: make(ed25519.PrivateKey, 10)}} {
 		if k.Public() != nil || !k.SignerID().IsZero() || k.MarshalPEM() != nil {
-			t.Errorf("%v: Public/identity.SignerID/MarshalPEM not empty", k)
+			t.Errorf("%v: Public/SignerID/MarshalPEM not empty", k)
 		}
 	}
 }
@@ -91,7 +91,7 @@ func TestParseSigningKeyPEMOpenSSL(t *testing.T) {
 	}
 	want := strings.TrimSpace(string(readFile(t, "testdata/ed25519_openssl.signerid")))
 	if got := k.SignerID().String(); got != want {
-		t.Errorf("identity.SignerID = %s, want %s (openssl ... | sha256sum)", got, want)
+		t.Errorf("SignerID = %s, want %s (openssl ... | sha256sum)", got, want)
 	}
 	// The same key with CRLF line endings and surrounding whitespace.
 	crlf := bytes.ReplaceAll(readFile(t, "testdata/ed25519_openssl.pem"), []byte("\n"), []byte("\r\n"))

@@ -73,10 +73,10 @@ func tbs(m identity.Measurement, productID, svn uint32, debug bool) []byte {
 // identity, so sign with debug=false for production.
 func Sign(key *SigningKey, m identity.Measurement, productID, svn uint32, debug bool) (*Manifest, error) {
 	if !key.valid() {
-		return nil, fmt.Errorf("identity: sign manifest: %w: key is nil or zero; create it with GenerateKey or ParseSigningKeyPEM", ErrMalformedKey)
+		return nil, fmt.Errorf("signing: sign manifest: %w: key is nil or zero; create it with GenerateKey or ParseSigningKeyPEM", ErrMalformedKey)
 	}
 	if m.IsZero() {
-		return nil, fmt.Errorf("identity: sign manifest: %w; measure the enclave image (MeasureFile) and sign that", ErrZeroMeasurement)
+		return nil, fmt.Errorf("signing: sign manifest: %w; measure the enclave image (MeasureFile) and sign that", ErrZeroMeasurement)
 	}
 	return &Manifest{
 		Measurement:     m,
@@ -108,7 +108,7 @@ func (mf *Manifest) checkShape() error {
 // check the signature.
 func (mf *Manifest) Marshal() ([]byte, error) {
 	if err := mf.checkShape(); err != nil {
-		return nil, fmt.Errorf("identity: marshal manifest: %w: %w", ErrMalformedManifest, err)
+		return nil, fmt.Errorf("signing: marshal manifest: %w: %w", ErrMalformedManifest, err)
 	}
 	b := make([]byte, 0, 384)
 	b = append(b, "{\n"...)
@@ -329,7 +329,7 @@ func decodeCanonicalBase64(s string, max int) ([]byte, error) {
 func (mf *Manifest) Verify(m identity.Measurement) (identity.Identity, error) {
 	// Step 1: shape. ed25519.Verify panics on a public key of the wrong size.
 	if err := mf.checkShape(); err != nil {
-		return identity.Identity{}, fmt.Errorf("identity: verify manifest: %w: %w", ErrMalformedManifest, err)
+		return identity.Identity{}, fmt.Errorf("signing: verify manifest: %w: %w", ErrMalformedManifest, err)
 	}
 	// Step 2: signature over the rebuilt TBS.
 	msg := tbs(mf.Measurement, mf.ProductID, mf.SVN, mf.Debug)

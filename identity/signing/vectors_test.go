@@ -114,7 +114,7 @@ func TestVectorKey(t *testing.T) {
 		t.Errorf("marshalSPKI disagrees with crypto/x509 (%v)", err)
 	}
 	if got := k.SignerID().String(); got != vectorSignerID {
-		t.Errorf("identity.SignerID = %s, want %s", got, vectorSignerID)
+		t.Errorf("SignerID = %s, want %s", got, vectorSignerID)
 	}
 	if got := string(k.MarshalPEM()); got != vectorPEM {
 		t.Errorf("MarshalPEM =\n%s\nwant\n%s", got, vectorPEM)
