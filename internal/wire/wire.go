@@ -142,7 +142,7 @@ type Conn struct {
 	rbody []byte // body so far: len is what has been read
 	rcap  bool   // rbody is the caller's buffer (ReadFrameInto's hook), of capacity rn
 
-	wsem chan struct{} // the write lock: a channel, so that WriteFrameContext can stop waiting
+	wl   writeLock // the write lock
 	spin bool          // the stream is a spinning ring: try the lock a while before parking
 	wbuf []byte
 	wst  [2]byte // WriteResult's status, under the write lock
@@ -169,7 +169,7 @@ func NewConn(rw io.ReadWriteCloser, maxRecv int) *Conn {
 	// microsecond: there a contended writer does better to retry than to park at once, as it
 	// does behind a socket writer, who needs the CPU for its system call (docs/benchmarks.md).
 	_, spin := rw.(interface{ Readable() bool })
-	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), maxRecv: maxRecv, wsem: make(chan struct{}, 1), spin: spin}
+	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), maxRecv: maxRecv, wl: writeLock{wake: make(chan struct{}, 1)}, spin: spin}
 }
 
 // Buffered is the number of bytes already read from the stream and not yet returned in a
@@ -291,9 +291,9 @@ func (c *Conn) WriteFrame(kind Kind, id uint64, parts ...[]byte) error {
 		return fmt.Errorf("%w: %v body of %d bytes", ErrTooLarge, kind, n)
 	}
 	if !c.tryLock() {
-		c.wsem <- struct{}{}
+		c.wl.lock(nil)
 	}
-	defer func() { <-c.wsem }()
+	defer c.wl.unlock()
 	err := c.write(kind, id, n, parts)
 	if err == nil {
 		c.nwritten.Add(1)
@@ -308,9 +308,9 @@ func (c *Conn) WriteResult(kind Kind, id uint64, st Status, body []byte) error {
 		return fmt.Errorf("%w: %v body of %d bytes", ErrTooLarge, kind, 2+len(body))
 	}
 	if !c.tryLock() {
-		c.wsem <- struct{}{}
+		c.wl.lock(nil)
 	}
-	defer func() { <-c.wsem }()
+	defer c.wl.unlock()
 	binary.LittleEndian.PutUint16(c.wst[:], uint16(st))
 	err := c.write(kind, id, 2+len(body), [][]byte{c.wst[:], body})
 	if err == nil {
@@ -337,15 +337,11 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 	if n > HardMaxBody {
 		return false, fmt.Errorf("%w: %v body of %d bytes", ErrTooLarge, kind, n)
 	}
-	if !c.tryLock() {
-		select {
-		case c.wsem <- struct{}{}:
-		case <-ctx.Done():
-			return false, ctx.Err()
-		}
+	if !c.tryLock() && !c.wl.lock(ctx.Done()) {
+		return false, ctx.Err()
 	}
 	if err := ctx.Err(); err != nil {
-		<-c.wsem
+		c.wl.unlock()
 		return false, err
 	}
 	// ctx's end interrupts the write with a deadline in the past, unless the write is over.
@@ -394,13 +390,13 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 	switch {
 	case err == nil:
 		c.nwritten.Add(1)
-		<-c.wsem
+		c.wl.unlock()
 		return true, nil
 	case !fired || !errors.Is(err, os.ErrDeadlineExceeded):
-		<-c.wsem
+		c.wl.unlock()
 		return wrote > 0, err
 	case wrote == 0:
-		<-c.wsem
+		c.wl.unlock()
 		return false, ctx.Err()
 	}
 	go func() {
@@ -413,25 +409,67 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 		if err == nil {
 			c.nwritten.Add(1)
 		}
-		<-c.wsem
+		c.wl.unlock()
 	}()
 	return true, ctx.Err()
 }
 
-// tryLock takes the write lock if it is free, retrying for a while on a spinning ring.
+// tryLock takes the write lock if it is free, retrying for a while on a spinning ring (whose
+// writes take well under a microsecond).
 func (c *Conn) tryLock() bool {
 	tries := 1
 	if c.spin {
 		tries = 128
 	}
 	for range tries {
-		select {
-		case c.wsem <- struct{}{}:
+		if c.wl.tryLock() {
 			return true
-		default:
 		}
 	}
 	return false
+}
+
+// writeLock is Conn's write lock. Taking it when it is free is one compare-and-swap. A writer
+// that finds it taken parks at once on a channel, where it can also stop waiting when its
+// context ends (which a sync.Mutex cannot), and does not spin first: a spinning writer takes
+// the CPU a socket's peer needs to drain it (docs/benchmarks.md, session 4). The lock used to be
+// the channel itself, whose send and receive cost ~300 ns per uncontended write here.
+type writeLock struct {
+	held    atomic.Bool
+	waiters atomic.Int32
+	wake    chan struct{} // capacity 1: the lock was released since a waiter last looked
+}
+
+func (l *writeLock) tryLock() bool { return l.held.CompareAndSwap(false, true) }
+
+// lock takes the lock, waiting if need be; it reports false if done is closed first (a nil done
+// never is).
+func (l *writeLock) lock(done <-chan struct{}) bool {
+	// A waiter is counted before it tries, and unlock looks for waiters after it releases: with
+	// sequentially consistent atomics, a waiter whose try failed is seen by the unlock that
+	// follows, which leaves a token. Stale tokens only cause another try.
+	l.waiters.Add(1)
+	defer l.waiters.Add(-1)
+	for {
+		if l.tryLock() {
+			return true
+		}
+		select {
+		case <-l.wake:
+		case <-done:
+			return false
+		}
+	}
+}
+
+func (l *writeLock) unlock() {
+	l.held.Store(false)
+	if l.waiters.Load() > 0 {
+		select {
+		case l.wake <- struct{}{}:
+		default: // a token is there already
+		}
+	}
 }
 
 // smallFrame assembles a frame of body length n in the reused buffer; the write lock is held.

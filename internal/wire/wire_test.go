@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,4 +310,56 @@ func TestWriteFrameContext(t *testing.T) {
 	if begun, err := cs.WriteFrameContext(quick(time.Hour), KindCall, 4, []byte("x")); !begun || err != nil || sink.Len() != HeaderSize+1 {
 		t.Fatalf("plain stream: begun %v, %v, %d bytes", begun, err, sink.Len())
 	}
+}
+
+// The write lock excludes, hands itself on to parked waiters (none sleeps through a release),
+// and lets a waiter give up when its context ends.
+func TestWriteLock(t *testing.T) {
+	l := writeLock{wake: make(chan struct{}, 1)}
+	var inside, entered atomic.Int32
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 2000 {
+				done := make(chan struct{})
+				if (g+i)%7 == 0 {
+					close(done) // gives up if it must wait
+				}
+				if !l.tryLock() && !l.lock(done) {
+					continue
+				}
+				if inside.Add(1) != 1 {
+					t.Error("two holders")
+				}
+				entered.Add(1)
+				if i%3 == 0 {
+					runtime.Gosched()
+				}
+				inside.Add(-1)
+				l.unlock()
+			}
+		})
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a waiter slept through releases")
+	}
+	if entered.Load() < 8*2000*6/7-8 {
+		t.Errorf("only %d entries", entered.Load())
+	}
+	// A waiter whose context ends stops waiting; the lock still works after.
+	l.tryLock()
+	done := make(chan struct{})
+	go func() { time.Sleep(10 * time.Millisecond); close(done) }()
+	if l.lock(done) {
+		t.Fatal("lock taken while held")
+	}
+	l.unlock()
+	if !l.lock(nil) {
+		t.Fatal("free lock not taken")
+	}
+	l.unlock()
 }
