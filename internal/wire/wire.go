@@ -143,7 +143,7 @@ type Conn struct {
 	rcap  bool   // rbody is the caller's buffer (ReadFrameInto's hook), of capacity rn
 
 	wl   writeLock // the write lock
-	spin bool          // the stream is a spinning ring: try the lock a while before parking
+	spin bool      // the stream is a spinning ring: try the lock a while before parking
 	wbuf []byte
 	wst  [2]byte // WriteResult's status, under the write lock
 
