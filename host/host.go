@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -926,10 +927,15 @@ func (e *Enclave) pollResult(id uint64, ch chan result) (r result, ok bool) {
 			default:
 			}
 		}
-		// No runtime.Gosched between rounds: with the read loop aside, another P is idle, and
-		// yielding makes the runtime wake a thread for it (a futex call in the middle of the
-		// poll). Goroutines readied here (host calls) start on that P anyway, and a poll ends
-		// within spinWait.
+		// The reader does not yield between rounds: with the read loop aside, another P is
+		// idle, and yielding makes the runtime wake a thread for it (a futex call in the middle
+		// of the poll). Goroutines readied here (host calls) start on that P anyway, and a poll
+		// ends within spinWait. A caller that waits for another's reading does yield: it has
+		// nothing to do until the reader delivers, and with more callers than Ps its spinning
+		// would keep the reader from running (BenchmarkCallParallel's tail).
+		if !reading {
+			runtime.Gosched()
+		}
 		if !time.Now().Before(deadline) {
 			return result{}, false
 		}
