@@ -463,7 +463,9 @@ func (l *writeLock) lock(done <-chan struct{}) bool {
 }
 
 func (l *writeLock) unlock() {
-	l.held.Store(false)
+	// Swap, not Store: a read-modify-write orders the release before the load of waiters in
+	// every build (under the race detector a Store is only a release, as internal/shm notes).
+	l.held.Swap(false)
 	if l.waiters.Load() > 0 {
 		select {
 		case l.wake <- struct{}{}:
