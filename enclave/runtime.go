@@ -159,22 +159,11 @@ func (s *server) runInline(c *call) bool {
 	s.watch.start(c, s.conn.FramesRead())
 	status, body := s.run(c)
 	s.watch.end(c)
-	if !c.claimed.CompareAndSwap(false, true) {
-		s.answer(c, status, body) // another goroutine reads now
-		return false
-	}
-	// Still the reader, and no hand-off can start now: the result goes out before the
-	// bookkeeping, which then overlaps the host's turn instead of delaying it. The call stays
-	// in s.calls a little longer, which nobody can observe: only this goroutine reads the
-	// host's frames (a reused id, a CANCEL) until it has finished.
-	// (A failed write has broken the channel: the next read fails.)
-	_ = s.writeResult(c.id, status, body)
-	s.retire(c)
-	if c.borrowed {
-		s.spare.Give(c.body)
-	}
-	s.inflight.Done() // RUN and CALL only run inline
-	return true
+	// Still the reader unless a hand-off started; claiming the call now rules one out, and then
+	// nothing else reads the host's frames until this goroutine is done.
+	reader := c.claimed.CompareAndSwap(false, true)
+	s.answer(c, status, body, reader)
+	return reader
 }
 
 // callBody is the wire.Conn buffer hook: the spare buffer for a large CALL body, if it fits.
@@ -292,7 +281,7 @@ func (s *server) dispatch(f wire.Frame) (*call, error) {
 
 func (s *server) serveCall(c *call) {
 	status, body := s.run(c)
-	s.answer(c, status, body)
+	s.answer(c, status, body, false)
 }
 
 // run runs the call's application code and returns the RESULT to send.
@@ -341,10 +330,19 @@ func (s *server) retire(c *call) {
 	c.cancel(context.Canceled)
 }
 
-// answer retires the call and then sends its RESULT: once the host has it, it may reuse the id.
-func (s *server) answer(c *call, status wire.Status, body []byte) {
-	s.retire(c)
-	werr := s.writeResult(c.id, status, body)
+// answer sends the call's RESULT and retires it. Normally it retires it first: once the host has
+// the RESULT it may reuse the id, or CANCEL what it thinks is another call. With onlyReader (an
+// inline call that is still the only goroutine reading the host's frames) the RESULT goes out
+// first and the bookkeeping overlaps the host's turn instead of delaying it: nobody can see the
+// stale entry before this goroutine reads again (design note 20).
+func (s *server) answer(c *call, status wire.Status, body []byte, onlyReader bool) {
+	if !onlyReader {
+		s.retire(c)
+	}
+	werr := s.writeResult(c.id, status, body) // a failed write broke the channel: reads fail next
+	if onlyReader {
+		s.retire(c)
+	}
 	if c.borrowed {
 		// Answered: nothing holds the body any more (HandleBorrowed's contract).
 		s.spare.Give(c.body)

@@ -106,6 +106,24 @@ func run(input string) []byte {
 	return append(wire.AppendRequestHeader(nil, wire.KindRun, 0, ""), input...)
 }
 
+// docs/wire.md lets the host reuse a call id once it has the RESULT. The runtime writes an inline
+// call's RESULT before removing the call from its table (design note 20), so the reuse must
+// still find the id free, however quickly it follows.
+func TestIDReusedAfterResult(t *testing.T) {
+	a, b := socketPair(t, unix.SOCK_STREAM)
+	h := startServeOn(t, a, b)
+	h.send(wire.KindInit, 1, wire.AppendInit(nil, wire.InitParams{Name: "x"}))
+	if st, _ := h.result(1); st != wire.StatusOK {
+		t.Fatalf("INIT: %v", st)
+	}
+	for i := range 200 {
+		h.send(wire.KindRun, 7, run("again"))
+		if st, out := h.result(7); st != wire.StatusOK || out != "again" {
+			t.Fatalf("RUN %d with id 7: %v %q", i, st, out)
+		}
+	}
+}
+
 func TestStateMachine(t *testing.T) {
 	h := startServe(t)
 	h.send(wire.KindRun, 1, run("early"))

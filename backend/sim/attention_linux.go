@@ -16,21 +16,33 @@ type notifier struct {
 	rc syscall.RawConn
 }
 
-// newNotifier takes ownership of fd, the host end of a SOCK_SEQPACKET socketpair: one
-// notification per record, so a write is whole or not at all.
-func newNotifier(fd int) (*notifier, error) {
-	f := os.NewFile(uintptr(fd), "asylo-attention-host")
-	c, err := net.FileConn(f) // non-blocking, and closed safely under a concurrent Notify
-	f.Close()
-	if err != nil {
-		return nil, err
-	}
+// newNotifier wraps c, the host end of a SOCK_SEQPACKET socketpair (seqpacketPair): one
+// notification per record, so a write is whole or not at all. A net.Conn is non-blocking, and
+// closed safely under a concurrent Notify. The caller still owns c.
+func newNotifier(c net.Conn) (*notifier, error) {
 	rc, err := c.(*net.UnixConn).SyscallConn()
 	if err != nil {
-		c.Close()
 		return nil, fmt.Errorf("attention socket: %w", err)
 	}
 	return &notifier{c: c, rc: rc}, nil
+}
+
+// seqpacketPair returns a connected SOCK_SEQPACKET socketpair: the host's end as a net.Conn,
+// the enclave's as a file to pass at exec. name labels both ("asylo-NAME-host", "-child").
+func seqpacketPair(name string) (net.Conn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	child := os.NewFile(uintptr(fds[1]), "asylo-"+name+"-child")
+	hf := os.NewFile(uintptr(fds[0]), "asylo-"+name+"-host")
+	host, err := net.FileConn(hf)
+	hf.Close()
+	if err != nil {
+		child.Close()
+		return nil, nil, err
+	}
+	return host, child, nil
 }
 
 // Notify writes one notification without waiting. If the socket buffer is full (hundreds of

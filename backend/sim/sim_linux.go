@@ -260,32 +260,24 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		files, names = append(files, sf), append(names, wire.EnvSharedMemory)
 	}
 	// The connection-passing socket: accepted connections go into the enclave as SCM_RIGHTS.
-	pfds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fail(fmt.Errorf("socketpair: %w", err))
-	}
-	childPass := os.NewFile(uintptr(pfds[1]), "asylo-connpass-child")
-	defer childPass.Close()
-	hostPassFile := os.NewFile(uintptr(pfds[0]), "asylo-connpass-host")
-	hostPassConn, err := net.FileConn(hostPassFile)
-	hostPassFile.Close()
+	hostPassConn, childPass, err := seqpacketPair("connpass")
 	if err != nil {
 		return fail(err)
 	}
+	defer childPass.Close()
 	closers = append(closers, hostPassConn.Close)
 	files, names = append(files, childPass), append(names, wire.EnvConnPass)
 	// The attention socket (docs/wire.md, "Attention").
-	afds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fail(fmt.Errorf("socketpair: %w", err))
-	}
-	childAttn := os.NewFile(uintptr(afds[1]), "asylo-attention-child")
-	defer childAttn.Close()
-	attn, err := newNotifier(afds[0])
+	attnConn, childAttn, err := seqpacketPair("attention")
 	if err != nil {
 		return fail(err)
 	}
-	closers = append(closers, attn.c.Close)
+	defer childAttn.Close()
+	closers = append(closers, attnConn.Close)
+	attn, err := newNotifier(attnConn)
+	if err != nil {
+		return fail(err)
+	}
 	files, names = append(files, childAttn), append(names, wire.EnvAttention)
 	env := append([]string(nil), spec.Env...)
 	args := append([]string{filepath.Base(spec.Path)}, spec.Args...)
