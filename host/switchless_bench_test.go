@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/asylo-go/asylo/internal/benchtools/latency"
 )
 
 // BenchmarkSwitchlessCPU is a 64-byte echo Call over shared memory with both sides in this
@@ -28,4 +30,29 @@ func BenchmarkSwitchlessCPU(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSwitchlessParallel is sim's BenchmarkCallParallel/switchless with both sides in this
+// process: 16 callers per P, and the tail of their latencies. It shows the same tail (calls of
+// ~10 ms among ~10⁵; docs/benchmarks.md, "Session 7") without a second process, which makes it
+// the cheap place to study it (an execution trace covers both sides).
+func BenchmarkSwitchlessParallel(b *testing.B) {
+	e := loadShmEcho(b)
+	in := make([]byte, 64)
+	var lat latency.Recorder
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			t0 := time.Now()
+			if _, err := e.Call(context.Background(), "echo", in); err != nil {
+				b.Error(err)
+				return
+			}
+			mine = append(mine, time.Since(t0))
+		}
+		lat.Add(mine)
+	})
+	b.StopTimer()
+	lat.Report(b)
 }

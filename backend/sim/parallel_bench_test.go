@@ -4,19 +4,18 @@ package sim_test
 
 import (
 	"context"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/asylo-go/asylo/backend/sim"
+	"github.com/asylo-go/asylo/internal/benchtools/latency"
 )
 
 // BenchmarkCallParallel is many host goroutines calling one enclave at once (b.RunParallel,
 // 16 goroutines per P): the throughput of concurrent 64-byte calls, which contend on both
 // sides' write locks and exercise the hand-off of reading (design notes 9 and 17). It also
-// reports the 99th percentile and the longest of the calls' latencies (p99-ns, max-ns): a lock
-// or hand-off that starves some callers shows there, not in the throughput.
+// reports the tail of the calls' latencies (p99-ns, p999-ns, max-ns; docs/benchmarks.md,
+// "Session 7"). host.BenchmarkSwitchlessParallel is the same with both sides in one process.
 func BenchmarkCallParallel(b *testing.B) {
 	for _, mode := range []struct {
 		name string
@@ -26,8 +25,7 @@ func BenchmarkCallParallel(b *testing.B) {
 			e := loadBench(b, mode.opts...)
 			defer destroy(b, e)
 			in := make([]byte, 64)
-			var mu sync.Mutex
-			var lat []time.Duration
+			var lat latency.Recorder
 			b.SetParallelism(16)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -40,16 +38,10 @@ func BenchmarkCallParallel(b *testing.B) {
 					}
 					mine = append(mine, time.Since(t0))
 				}
-				mu.Lock()
-				lat = append(lat, mine...)
-				mu.Unlock()
+				lat.Add(mine)
 			})
 			b.StopTimer()
-			if len(lat) > 0 {
-				slices.Sort(lat)
-				b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
-				b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
-			}
+			lat.Report(b)
 		})
 	}
 }
