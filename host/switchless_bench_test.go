@@ -33,14 +33,15 @@ func BenchmarkSwitchlessCPU(b *testing.B) {
 }
 
 // BenchmarkSwitchlessParallel is sim's BenchmarkCallParallel/switchless with both sides in this
-// process: 16 callers per P, and the tail of their latencies. It shows the same tail (calls of
-// ~10 ms among ~10⁵; docs/benchmarks.md, "Session 7") without a second process, which makes it
-// the cheap place to study it (an execution trace covers both sides).
+// process: 16 callers per P, and the tail of their latencies. It shows the same kind of tail
+// (calls of ~10 ms among ~10⁵; docs/benchmarks.md, "Session 7") without a second process, which
+// makes it the cheap place to study it (an execution trace covers both sides).
 func BenchmarkSwitchlessParallel(b *testing.B) {
 	e := loadShmEcho(b)
 	in := make([]byte, 64)
 	var lat latency.Recorder
 	b.SetParallelism(16)
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		var mine []time.Duration
 		for pb.Next() {
