@@ -39,21 +39,8 @@ func BenchmarkSwitchlessCPU(b *testing.B) {
 func BenchmarkSwitchlessParallel(b *testing.B) {
 	e := loadShmEcho(b)
 	in := make([]byte, 64)
-	var lat latency.Recorder
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		var mine []time.Duration
-		for pb.Next() {
-			t0 := time.Now()
-			if _, err := e.Call(context.Background(), "echo", in); err != nil {
-				b.Error(err)
-				return
-			}
-			mine = append(mine, time.Since(t0))
-		}
-		lat.Add(mine)
+	latency.RunParallel(b, 16, func() error {
+		_, err := e.Call(context.Background(), "echo", in)
+		return err
 	})
-	b.StopTimer()
-	lat.Report(b)
 }

@@ -4,8 +4,8 @@ package sim_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
-	"time"
 
 	"github.com/asylo-go/asylo/backend/sim"
 	"github.com/asylo-go/asylo/internal/benchtools/latency"
@@ -25,23 +25,13 @@ func BenchmarkCallParallel(b *testing.B) {
 			e := loadBench(b, mode.opts...)
 			defer destroy(b, e)
 			in := make([]byte, 64)
-			var lat latency.Recorder
-			b.SetParallelism(16)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				var mine []time.Duration
-				for pb.Next() {
-					t0 := time.Now()
-					if out, err := e.Call(context.Background(), "echo", in); err != nil || len(out) != 64 {
-						b.Errorf("echo: %d bytes, %v", len(out), err)
-						return
-					}
-					mine = append(mine, time.Since(t0))
+			latency.RunParallel(b, 16, func() error {
+				out, err := e.Call(context.Background(), "echo", in)
+				if err == nil && len(out) != 64 {
+					err = fmt.Errorf("echo returned %d bytes", len(out))
 				}
-				lat.Add(mine)
+				return err
 			})
-			b.StopTimer()
-			lat.Report(b)
 		})
 	}
 }

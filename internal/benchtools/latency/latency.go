@@ -43,3 +43,26 @@ func (r *Recorder) Report(b *testing.B) {
 	b.ReportMetric(float64(r.Quantile(0.999).Nanoseconds()), "p999-ns")
 	b.ReportMetric(float64(r.Quantile(1).Nanoseconds()), "max-ns")
 }
+
+// RunParallel runs op in b.RunParallel with parallelism goroutines per P (b.SetParallelism),
+// timing each call, and reports the tail of the latencies (Report). An error from op fails the
+// benchmark and stops that goroutine.
+func RunParallel(b *testing.B, parallelism int, op func() error) {
+	var r Recorder
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			t0 := time.Now()
+			if err := op(); err != nil {
+				b.Error(err)
+				break
+			}
+			mine = append(mine, time.Since(t0))
+		}
+		r.Add(mine)
+	})
+	b.StopTimer()
+	r.Report(b)
+}
