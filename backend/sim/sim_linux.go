@@ -281,16 +281,9 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 	files, names = append(files, childAttn), append(names, wire.EnvAttention)
 	env := append([]string(nil), spec.Env...)
 	args := append([]string{filepath.Base(spec.Path)}, spec.Args...)
-	var attr *syscall.SysProcAttr
 	if b.noSandbox {
 		logger.Warn("sim: starting enclave WITHOUT sandbox (InsecureNoSandbox)")
-		attr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	} else {
-		var warnings []string
-		attr, warnings = sandbox.ProcAttr()
-		for _, w := range warnings {
-			logger.Warn("sim: reduced isolation", "reason", w)
-		}
 		env = append(env, wire.EnvSandbox+"="+wire.SandboxWhole)
 	}
 	in := &instance{id: id, done: make(chan struct{}), backend: b, pass: hostPassConn.(*net.UnixConn), attn: attn}
@@ -299,6 +292,9 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		p = b.prestartProcess(logger)
 	}
 	if p != nil {
+		// The waiting process was started with sandbox.ProcAttr: its warnings are the load's.
+		_, warnings := sandbox.ProcAttr()
+		logWarnings(logger, warnings)
 		err = in.launchPrestarted(p, spec, args, env, files, names)
 	} else {
 		for i, name := range names {
@@ -307,15 +303,22 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		cmd := &exec.Cmd{
 			// Executing the sealed memfd through the child's own fd 4: the bytes the kernel
 			// maps are the measured bytes, whatever happens to spec.Path meanwhile.
-			Path:        "/proc/self/fd/4",
-			Args:        args,
-			Env:         env,
-			ExtraFiles:  files,
-			Stdout:      spec.Stdout,
-			Stderr:      spec.Stderr,
-			SysProcAttr: attr,
+			Path:       "/proc/self/fd/4",
+			Args:       args,
+			Env:        env,
+			ExtraFiles: files,
+			Stdout:     spec.Stdout,
+			Stderr:     spec.Stderr,
 		}
-		if err = cmd.Start(); err == nil {
+		if b.noSandbox {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			err = cmd.Start()
+		} else {
+			var warnings []string
+			warnings, err = sandbox.Start(cmd)
+			logWarnings(logger, warnings)
+		}
+		if err == nil {
 			in.proc, in.waitProc = cmd.Process, cmd.Wait
 		}
 	}
@@ -329,6 +332,12 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 	}
 	go in.wait()
 	return in, nil
+}
+
+func logWarnings(logger *slog.Logger, warnings []string) {
+	for _, w := range warnings {
+		logger.Warn("sim: reduced isolation", "reason", w)
+	}
 }
 
 // shmChannel is the host end in switchless mode: protocol over shared memory, with the socket

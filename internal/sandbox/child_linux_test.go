@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -161,6 +162,10 @@ func childMain(mode string) {
 		} else {
 			fmt.Println("unexpected:", err)
 		}
+		os.Exit(0)
+	case "wait-stdin": // sandboxed, alive until the host closes its stdin
+		restrict(Options{})
+		io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
 	case "panic":
 		restrict(Options{})

@@ -221,21 +221,29 @@ func sandboxedChild(t *testing.T, mode string) {
 	}
 	defer secret.Close()
 
-	attr, warns := ProcAttr()
-	for _, w := range warns {
-		t.Logf("ProcAttr warning: %s", w)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, childBin, "-test.run=^$")
 	cmd.Env = e.vars(mode)
-	cmd.SysProcAttr = attr
 	cmd.ExtraFiles = []*os.File{childEnd, memf, tcpf}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
+	// Started as the sim back-end starts each kind: a direct start with Start, a prestarted
+	// process with ProcAttr.
+	var warns []string
+	if mode == "full" {
+		warns, err = Start(cmd)
+	} else {
+		cmd.SysProcAttr, warns = ProcAttr()
+		err = cmd.Start()
+	}
+	for _, w := range warns {
+		t.Logf("warning: %s", w)
+	}
+	if err != nil {
 		t.Fatalf("start child: %v", err)
 	}
+	attr := cmd.SysProcAttr
 	childEnd.Close()
 	pid := cmd.Process.Pid
 
@@ -379,7 +387,7 @@ func inspectChild(t *testing.T, pid int, attr *syscall.SysProcAttr) {
 			continue
 		}
 		if attr.Cloneflags&flag == 0 {
-			t.Logf("%s namespace not requested (see ProcAttr warnings)", ns)
+			t.Logf("%s namespace: none of its own asked for", ns)
 			continue
 		}
 		if mine == theirs {
@@ -387,7 +395,24 @@ func inspectChild(t *testing.T, pid int, attr *syscall.SysProcAttr) {
 		}
 	}
 	if os.Geteuid() == 0 && attr.Cloneflags&syscall.CLONE_NEWUSER == 0 {
-		t.Error("running as root but the child has no user namespace (all namespaces work on this test machine)")
+		// A direct start as root (Start): no user namespace, and the network namespace every
+		// directly started child shares, not the host's.
+		d := probeDirect()
+		if !d.ok {
+			t.Fatal("running as root, the child has no user namespace, yet Start's direct mode is off")
+		}
+		if d.net != nil {
+			theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if shared := sharedNetNS(t); theirs != shared {
+				t.Errorf("child's network namespace is %s, want the shared %s", theirs, shared)
+			}
+			if mine, _ := os.Readlink("/proc/self/ns/net"); mine == theirs {
+				t.Errorf("child shares the host's network namespace %s", mine)
+			}
+		}
 	}
 
 	status := readStatus(t, fmt.Sprintf("/proc/%d/status", pid))
@@ -429,6 +454,20 @@ func inspectChild(t *testing.T, pid int, attr *syscall.SysProcAttr) {
 		}
 	}
 	t.Logf("child pid %d: %d threads, Uid %q, CapEff %s, Seccomp %s", pid, len(tasks), status["Uid"], status["CapEff"], status["Seccomp"])
+}
+
+// sharedNetNS names the network namespace Start's thread lives in.
+func sharedNetNS(t *testing.T) string {
+	t.Helper()
+	var ns string
+	err := probeDirect().net.do(func() (err error) {
+		ns, err = os.Readlink("/proc/thread-self/ns/net")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns
 }
 
 func readStatus(t *testing.T, path string) map[string]string {
@@ -654,5 +693,95 @@ func TestEnclaveDoesNotLinkPolicyLibrary(t *testing.T) {
 		if strings.HasPrefix(dep, "github.com/elastic/go-seccomp-bpf") || strings.HasPrefix(dep, "github.com/asylo-go/asylo/internal/sandbox/seccomppolicy") {
 			t.Errorf("package enclave links %s", dep)
 		}
+	}
+}
+
+// TestStartDirect: children of a root host started with Start have no user namespace of their
+// own, each has its own pid namespace, and all share one network namespace that is not the
+// host's and holds nothing but a loopback device. Only the thread that starts them left the
+// host's network namespace.
+func TestStartDirect(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("direct starts are for root hosts; others use ProcAttr, tested by TestSandboxedChild")
+	}
+	d := probeDirect()
+	if !d.ok || d.net == nil {
+		t.Fatalf("root on a machine with every namespace, yet direct starts are off (%+v)", d)
+	}
+	e := newEnv(t)
+	host := func(ns string) string {
+		l, err := os.Readlink("/proc/self/ns/" + ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	type child struct {
+		cmd   *exec.Cmd
+		stdin io.WriteCloser
+	}
+	var kids []child
+	for range 2 {
+		cmd := exec.Command(childBin, "-test.run=^$")
+		cmd.Env = e.vars("wait-stdin")
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		warns, err := Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(warns) != 0 {
+			t.Errorf("warnings: %q", warns)
+		}
+		kids = append(kids, child{cmd, in})
+	}
+	defer func() {
+		for _, k := range kids {
+			k.stdin.Close()
+			if err := k.cmd.Wait(); err != nil {
+				t.Errorf("child: %v", err)
+			}
+		}
+	}()
+	ns := func(pid int, kind string) string {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a, b := kids[0].cmd.Process.Pid, kids[1].cmd.Process.Pid
+	if got := ns(a, "user"); got != host("user") {
+		t.Errorf("child has user namespace %s, want the host's %s", got, host("user"))
+	}
+	if ns(a, "pid") == ns(b, "pid") || ns(a, "pid") == host("pid") {
+		t.Errorf("pid namespaces: %s, %s, host %s: want one each", ns(a, "pid"), ns(b, "pid"), host("pid"))
+	}
+	if ns(a, "net") != ns(b, "net") || ns(a, "net") == host("net") {
+		t.Errorf("network namespaces: %s, %s, host %s: want one shared, not the host's", ns(a, "net"), ns(b, "net"), host("net"))
+	}
+	dev, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two header lines, then one line per device.
+	if lines := strings.Split(strings.TrimSpace(string(dev)), "\n"); len(lines) != 3 || !strings.HasPrefix(strings.TrimSpace(lines[2]), "lo:") {
+		t.Errorf("shared network namespace has devices other than lo:\n%s", dev)
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	away := 0
+	for _, task := range tasks {
+		l, err := os.Readlink("/proc/self/task/" + task.Name() + "/ns/net")
+		if err == nil && l != host("net") {
+			away++
+		}
+	}
+	if away != 1 {
+		t.Errorf("%d of the host's %d threads are outside its network namespace, want 1 (Start's)", away, len(tasks))
 	}
 }
