@@ -785,3 +785,34 @@ func TestStartDirect(t *testing.T) {
 		t.Errorf("%d of the host's %d threads are outside its network namespace, want 1 (Start's)", away, len(tasks))
 	}
 }
+
+// TestUnprivilegedHost runs this package's main end-to-end tests again in a host that is not
+// root, as most developers' are: Start then gives each child a user namespace of its own
+// (ProcAttr), and the sandbox must hold all the same. CI runs as root, so without this the
+// unprivileged path would go untested.
+func TestUnprivilegedHost(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("already unprivileged: the other tests cover this host")
+	}
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		t.Skip("user namespaces are disabled on this machine")
+	}
+	const uid = 4242 // not 65534: the host and its children must be different users
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, childBin, "-test.run=^(TestSandboxedChild|TestStartDirect|TestChildPanicAndExit)$", "-test.v")
+	cmd.Dir = os.TempDir()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("tests as uid %d: %v\n%s", uid, err, out)
+	}
+	for _, want := range []string{"--- PASS: TestSandboxedChild", "--- PASS: TestChildPanicAndExit", "--- SKIP: TestStartDirect"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("tests as uid %d: no %q in\n%s", uid, want, out)
+		}
+	}
+	if strings.Contains(string(out), "warning:") {
+		t.Errorf("isolation left out for an unprivileged host:\n%s", out)
+	}
+}
