@@ -336,6 +336,18 @@ func roundTripBench(b *testing.B, transport string, opts ...sim.Option) {
 		defer destroy(b, e)
 		measure(b, enclavePid(b, e), simRT(b, e))
 	})
+	// sim-deadline: calls with a context that has a deadline, as a server's usually does.
+	b.Run("sim-deadline", func(b *testing.B) {
+		e := loadBench(b, opts...)
+		defer destroy(b, e)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		measure(b, enclavePid(b, e), func() {
+			if out, err := e.Call(ctx, "echo", in); err != nil || len(out) != 64 {
+				b.Fatalf("echo: %d bytes, %v", len(out), err)
+			}
+		})
+	})
 	// ratio: one op = one floor round trip + one sim round trip, run in alternating blocks.
 	b.Run("ratio", func(b *testing.B) {
 		r := startRaw(b, transport, false)
