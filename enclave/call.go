@@ -25,7 +25,7 @@ type call struct {
 	body    []byte      // the frame body, given back to s.spare after answering if borrowed
 
 	deadline   time.Time
-	timer      *time.Timer // fires at deadline
+	timer      *time.Timer // fires at deadline, once someone waits on Done
 	stopParent func() bool // stops the base context's AfterFunc, if it can end
 
 	mu   sync.Mutex
@@ -38,6 +38,7 @@ type call struct {
 
 	kind     wire.Kind // (last, with the flags: c fits the 192-byte size class)
 	borrowed bool
+	expires  bool // the deadline is the call's own (its timeout), not the base context's
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -59,8 +60,12 @@ func (c *call) arm() {
 	}
 	if c.req.Timeout > 0 {
 		if d := time.Now().Add(c.req.Timeout); c.deadline.IsZero() || d.Before(c.deadline) {
+			// No timer yet: Err reads the clock, and Done starts one. A runtime timer per call
+			// costs more than its allocation: adding one wakes a thread blocked in the network
+			// poller without a timeout, which is where the enclave's idle threads wait
+			// (~2 system calls and context switches per call over the socket).
 			c.deadline = d
-			c.timer = time.AfterFunc(c.req.Timeout, func() { c.cancel(context.DeadlineExceeded) })
+			c.expires = true
 		}
 	}
 	if parent.Done() != nil {
@@ -72,6 +77,10 @@ func (c *call) arm() {
 func (c *call) cancel(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.cancelLocked(err)
+}
+
+func (c *call) cancelLocked(err error) {
 	if c.err != nil {
 		return
 	}
@@ -98,6 +107,13 @@ func (c *call) Done() <-chan struct{} {
 	defer c.mu.Unlock()
 	if c.done == nil {
 		c.done = make(chan struct{})
+		if c.err == nil && c.expires {
+			if d := time.Until(c.deadline); d > 0 {
+				c.timer = time.AfterFunc(d, func() { c.cancel(context.DeadlineExceeded) })
+			} else {
+				c.cancelLocked(context.DeadlineExceeded)
+			}
+		}
 	}
 	return c.done
 }
@@ -106,6 +122,9 @@ func (c *call) Done() <-chan struct{} {
 func (c *call) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.err == nil && c.expires && c.timer == nil && !time.Now().Before(c.deadline) {
+		c.cancelLocked(context.DeadlineExceeded)
+	}
 	return c.err
 }
 

@@ -83,6 +83,58 @@ func TestCallContextDeadline(t *testing.T) {
 	}
 }
 
+// A call's own deadline starts no runtime timer until someone waits on Done (see arm), yet Err
+// and Done report its end as a timer would.
+func TestCallContextDeadlineLazy(t *testing.T) {
+	t.Run("Err", func(t *testing.T) {
+		_, c := testCall(t, context.Background(), 20*time.Millisecond)
+		if c.Err() != nil {
+			t.Fatal("done before its deadline")
+		}
+		time.Sleep(30 * time.Millisecond)
+		if c.timer != nil {
+			t.Fatal("a timer started without anyone waiting on Done")
+		}
+		if !errors.Is(c.Err(), context.DeadlineExceeded) {
+			t.Fatalf("Err after the deadline = %v", c.Err())
+		}
+		if !closed(c.Done()) || context.Cause(c) != context.DeadlineExceeded {
+			t.Fatalf("after Err: Done closed %v, Cause %v", closed(c.Done()), context.Cause(c))
+		}
+	})
+	t.Run("Done after the deadline", func(t *testing.T) {
+		_, c := testCall(t, context.Background(), time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+		if !closed(c.Done()) || !errors.Is(c.Err(), context.DeadlineExceeded) {
+			t.Fatalf("Done closed %v, Err %v", closed(c.Done()), c.Err())
+		}
+	})
+	t.Run("derived", func(t *testing.T) {
+		// A context derived from the call waits on its Done, which must start the timer.
+		_, c := testCall(t, context.Background(), 20*time.Millisecond)
+		child, stop := context.WithCancel(c)
+		defer stop()
+		select {
+		case <-child.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("derived context not ended by the call's deadline")
+		}
+		if !errors.Is(child.Err(), context.DeadlineExceeded) {
+			t.Fatalf("derived Err = %v", child.Err())
+		}
+		if !errors.Is(c.Err(), context.DeadlineExceeded) {
+			t.Fatalf("call Err = %v", c.Err())
+		}
+	})
+	t.Run("ends first", func(t *testing.T) {
+		_, c := testCall(t, context.Background(), time.Hour)
+		c.cancel(context.Canceled)
+		if c.timer != nil || c.Err() != context.Canceled {
+			t.Fatalf("timer %v, Err %v", c.timer, c.Err())
+		}
+	})
+}
+
 func TestCallContextParent(t *testing.T) {
 	parent, cancelParent := context.WithTimeout(context.Background(), time.Hour)
 	_, c := testCall(t, parent, 2*time.Hour)
