@@ -309,6 +309,25 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 }
 
+// WriteNoWait writes as much of p as the ring has room for now, without waiting for more;
+// n < len(p) with a nil error means the rest would have to wait.
+func (c *Conn) WriteNoWait(p []byte) (int, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	done := 0
+	for done < len(p) {
+		n, err := c.tryWrite(p[done:])
+		done += n
+		if err == errWouldBlock {
+			return done, nil
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
 // SetWriteDeadline makes Write return os.ErrDeadlineExceeded instead of waiting for space after
 // t; the zero t clears it. It may be called while a Write waits, from any goroutine.
 func (c *Conn) SetWriteDeadline(t time.Time) error {

@@ -554,6 +554,35 @@ func TestReadDeadline(t *testing.T) {
 	}
 }
 
+// WriteNoWait writes what fits and never waits: the rest of a full ring is left to the caller,
+// the reader gets exactly what it reported written, and a closed peer is an error.
+func TestWriteNoWait(t *testing.T) {
+	a, b := inProcessPair(t, Options{Size: MinSize, Spin: -1})
+	chunk := bytes.Repeat([]byte("0123456789"), MinSize/5) // twice the ring
+	n, err := a.WriteNoWait(chunk)
+	if err != nil || n != MinSize {
+		t.Fatalf("WriteNoWait into an empty ring of %d: %d, %v", MinSize, n, err)
+	}
+	if m, err := a.WriteNoWait([]byte("x")); m != 0 || err != nil {
+		t.Fatalf("WriteNoWait into a full ring: %d, %v", m, err)
+	}
+	got := make([]byte, 100)
+	if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, chunk[:100]) {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	if m, err := a.WriteNoWait(chunk[n:]); m != 100 || err != nil {
+		t.Fatalf("WriteNoWait after the reader took 100 bytes: %d, %v", m, err)
+	}
+	rest := make([]byte, MinSize)
+	if _, err := io.ReadFull(b, rest); err != nil || !bytes.Equal(rest, chunk[100:n+100]) {
+		t.Fatalf("the reader got other bytes than were reported written: %v", err)
+	}
+	b.Close()
+	if _, err := a.WriteNoWait([]byte("y")); err == nil {
+		t.Fatal("WriteNoWait to a closed peer succeeded")
+	}
+}
+
 // SetWriteDeadline ends a Write that waits for space, whether it spins or sleeps on the futex;
 // Write reports what it wrote, and nothing else reaches the reader.
 func TestWriteDeadline(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/internal/shm"
 )
 
 type rwc struct {
@@ -309,6 +310,59 @@ func TestWriteFrameContext(t *testing.T) {
 	cs := NewConn(rwc{Reader: bytes.NewReader(nil), Writer: &sink}, 0)
 	if begun, err := cs.WriteFrameContext(quick(time.Hour), KindCall, 4, []byte("x")); !begun || err != nil || sink.Len() != HeaderSize+1 {
 		t.Fatalf("plain stream: begun %v, %v, %d bytes", begun, err, sink.Len())
+	}
+}
+
+// Over a stream that can take bytes without waiting (internal/shm), WriteFrameContext writes a
+// frame that fits at once without making the write interruptible, and one that fits only in part
+// as before: the rest waits, the context's end returns begun, and the frame is finished in the
+// background, whole.
+func TestWriteFrameContextNoWait(t *testing.T) {
+	a, f, err := shm.New(shm.Options{Size: shm.MinSize, Spin: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := shm.Open(f, shm.Options{})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	ca, cb := NewConn(a, 0), NewConn(b, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	rbuf := make([]byte, 64)
+	into := func(Frame, int) []byte { return rbuf }
+	fits := []byte("fits")
+	allocs := testing.AllocsPerRun(100, func() {
+		if begun, err := ca.WriteFrameContext(ctx, KindCall, 1, fits); !begun || err != nil {
+			t.Fatalf("begun %v, %v", begun, err)
+		}
+		if f, err := cb.ReadFrameInto(into); err != nil || f.ID != 1 || string(f.Body) != "fits" {
+			t.Fatalf("read %v %q, %v", f.ID, f.Body, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per frame that fits, want none (an interruptible write has some)", allocs)
+	}
+
+	// Three quarters of the ring is taken; the next frame fits only in part.
+	filler := make([]byte, shm.MinSize*3/4)
+	if _, err := a.Write(filler); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("x"), shm.MinSize/2)
+	short, stop := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer stop()
+	if begun, err := ca.WriteFrameContext(short, KindCall, 2, body); !begun || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("frame that fits in part: begun %v, %v", begun, err)
+	}
+	if _, err := io.ReadFull(b, make([]byte, len(filler))); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := cb.ReadFrame(); err != nil || f.ID != 2 || !bytes.Equal(f.Body, body) {
+		t.Fatalf("the frame finished in the background: %v (%d bytes), %v", f.ID, len(f.Body), err)
 	}
 }
 
