@@ -198,8 +198,8 @@ func ProcAttr() (*syscall.SysProcAttr, []string) {
 // A root host starts the child without a user namespace: it drops the child to uid/gid 65534
 // with Credential instead (the same uid outside, and no capabilities, as ProcAttr's mapping
 // gives), and the child joins one empty network namespace that every child of this process
-// shares, rather than getting its own. That saves a load the two costliest parts of its
-// namespaces (docs/sandbox.md, "Direct starts"): Go's forkExec can vfork only without
+// shares, rather than getting its own. That spares each load the two costliest parts of its
+// namespaces (docs/sandbox.md §1): Go's forkExec can vfork only without
 // CLONE_NEWUSER, and creating a network namespace costs ~0.5 ms. The child still gets its own
 // pid, mount, IPC, UTS and cgroup namespaces. Any other host, or a root host where that set
 // cannot be made, starts the child with ProcAttr.

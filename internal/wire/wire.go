@@ -344,8 +344,9 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 		c.wl.unlock()
 		return false, err
 	}
-	// A small frame that fits the stream's buffer at once needs no interruption (whose
-	// AfterFunc costs allocations and a fifth of a switchless call's work): try that first.
+	// A small frame that fits the stream's buffer at once needs no interruption (an AfterFunc
+	// on ctx: allocations and a registration, much of a switchless call's own work): try that
+	// first.
 	var small []byte
 	var pre int
 	if n <= smallWrite {
