@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -709,6 +710,10 @@ func TestStartDirect(t *testing.T) {
 		t.Fatalf("root on a machine with every namespace, yet direct starts are off (%+v)", d)
 	}
 	e := newEnv(t)
+	// A start that fails reports its error and leaves the starting thread serving.
+	if _, err := Start(exec.Command("/nonexistent/asylo-start-test")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Start of a missing program: %v, want ErrNotExist", err)
+	}
 	host := func(ns string) string {
 		l, err := os.Readlink("/proc/self/ns/" + ns)
 		if err != nil {
