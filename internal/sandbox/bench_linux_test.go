@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +60,41 @@ func BenchmarkStartChild(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkStartChildBigHost is StartChild's procattr and start cases in a host that has touched
+// 0, 512 MiB or 2 GiB of heap: without vfork (ProcAttr's user namespace) a start copies the
+// host's page tables, so it costs more the more memory the host uses.
+func BenchmarkStartChildBigHost(b *testing.B) {
+	var ballast []byte
+	for _, mib := range []int{0, 512, 2048} {
+		ballast = make([]byte, mib<<20)
+		for i := 0; i < len(ballast); i += 4096 {
+			ballast[i] = 1
+		}
+		for _, mode := range []string{"procattr", "start"} {
+			b.Run(mode+"-"+strconv.Itoa(mib)+"MiB", func(b *testing.B) {
+				for b.Loop() {
+					cmd := exec.Command(childBin, "-test.run=^$")
+					cmd.Env = []string{envMode + "=noop"}
+					var err error
+					if mode == "start" {
+						_, err = Start(cmd)
+					} else {
+						cmd.SysProcAttr, _ = ProcAttr()
+						err = cmd.Start()
+					}
+					if err == nil {
+						err = cmd.Wait()
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+	runtime.KeepAlive(ballast)
 }
 
 // BenchmarkProbeNamespaces measures the one-time namespace probe ProcAttr
