@@ -41,6 +41,10 @@ func InsecureNoSandbox() Option { return func(b *Backend) { b.noSandbox = true }
 // load starts preparing the next. The waiting process is this program executed again, idle until
 // used (docs/sandbox.md, "Prestarted processes"); Close ends it. Ignored with
 // InsecureNoSandbox.
+//
+// It helps hosts that are not root. A root host starts enclaves directly about as fast without
+// it (docs/sandbox.md §1), and each prestarted process costs a copy of the host's page tables
+// (several milliseconds of CPU per load for a host with a heap of hundreds of MiB).
 func Prestart() Option { return func(b *Backend) { b.prestart = true } }
 
 // WithPlatform names the software platform that signs the enclaves' attestation evidence. By
