@@ -799,9 +799,6 @@ func TestUnprivilegedHost(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("already unprivileged: the other tests cover this host")
 	}
-	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(b)) == "0" {
-		t.Skip("user namespaces are disabled on this machine")
-	}
 	const uid = 4242 // not 65534: the host and its children must be different users
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -809,6 +806,11 @@ func TestUnprivilegedHost(t *testing.T) {
 	cmd.Dir = os.TempDir()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
 	out, err := cmd.CombinedOutput()
+	if bytes.Contains(out, []byte("user namespace left out")) {
+		// Unprivileged user namespaces are off here (sysctls, AppArmor): such a host loses
+		// isolation by design, and says so; that is not what this test is about.
+		t.Skipf("uid %d cannot create user namespaces on this machine:\n%s", uid, out)
+	}
 	if err != nil {
 		t.Fatalf("tests as uid %d: %v\n%s", uid, err, out)
 	}
