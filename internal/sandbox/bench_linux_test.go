@@ -38,27 +38,32 @@ func BenchmarkStartChild(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				cmd := exec.Command(childBin, "-test.run=^$")
-				cmd.Env = []string{envMode + "=" + c.mode}
-				var err error
-				switch {
-				case c.start:
-					_, err = Start(cmd)
-				case c.attr != nil:
-					a := *c.attr
-					cmd.SysProcAttr = &a
-					fallthrough
-				default:
-					err = cmd.Start()
-				}
-				if err == nil {
-					err = cmd.Wait()
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
+				runChild(b, c.mode, c.attr, c.start)
 			}
 		})
+	}
+}
+
+// runChild starts the test binary as a child in mode (with Start, or with a copy of attr) and
+// waits for it.
+func runChild(b *testing.B, mode string, attr *syscall.SysProcAttr, start bool) {
+	cmd := exec.Command(childBin, "-test.run=^$")
+	cmd.Env = []string{envMode + "=" + mode}
+	var err error
+	if start {
+		_, err = Start(cmd)
+	} else {
+		if attr != nil {
+			a := *attr
+			cmd.SysProcAttr = &a
+		}
+		err = cmd.Start()
+	}
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
+		b.Fatal(err)
 	}
 }
 
@@ -72,24 +77,11 @@ func BenchmarkStartChildBigHost(b *testing.B) {
 		for i := 0; i < len(ballast); i += 4096 {
 			ballast[i] = 1
 		}
+		attr, _ := ProcAttr()
 		for _, mode := range []string{"procattr", "start"} {
 			b.Run(mode+"-"+strconv.Itoa(mib)+"MiB", func(b *testing.B) {
 				for b.Loop() {
-					cmd := exec.Command(childBin, "-test.run=^$")
-					cmd.Env = []string{envMode + "=noop"}
-					var err error
-					if mode == "start" {
-						_, err = Start(cmd)
-					} else {
-						cmd.SysProcAttr, _ = ProcAttr()
-						err = cmd.Start()
-					}
-					if err == nil {
-						err = cmd.Wait()
-					}
-					if err != nil {
-						b.Fatal(err)
-					}
+					runChild(b, "noop", attr, mode == "start")
 				}
 			})
 		}

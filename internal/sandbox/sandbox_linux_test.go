@@ -714,13 +714,6 @@ func TestStartDirect(t *testing.T) {
 	if _, err := Start(exec.Command("/nonexistent/asylo-start-test")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("Start of a missing program: %v, want ErrNotExist", err)
 	}
-	host := func(ns string) string {
-		l, err := os.Readlink("/proc/self/ns/" + ns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
 	type child struct {
 		cmd   *exec.Cmd
 		stdin io.WriteCloser
@@ -757,6 +750,7 @@ func TestStartDirect(t *testing.T) {
 		}
 		return l
 	}
+	host := func(kind string) string { return ns(os.Getpid(), kind) }
 	a, b := kids[0].cmd.Process.Pid, kids[1].cmd.Process.Pid
 	if got := ns(a, "user"); got != host("user") {
 		t.Errorf("child has user namespace %s, want the host's %s", got, host("user"))

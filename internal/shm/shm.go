@@ -292,20 +292,15 @@ func (c *Conn) Write(p []byte) (int, error) {
 	defer c.mu.RUnlock()
 	done := 0
 	for {
-		n, err := c.tryWrite(p[done:])
+		n, err := c.writeNow(p[done:])
 		done += n
-		if err == nil && done == len(p) {
-			return done, nil
-		}
-		if err != nil && err != errWouldBlock {
+		if err != nil || done == len(p) {
 			return done, err
 		}
-		if err == errWouldBlock {
-			if dl := c.wdeadline.Load(); dl != 0 && time.Now().UnixNano() >= dl {
-				return done, os.ErrDeadlineExceeded
-			}
-			c.waitSpace()
+		if dl := c.wdeadline.Load(); dl != 0 && time.Now().UnixNano() >= dl {
+			return done, os.ErrDeadlineExceeded
 		}
+		c.waitSpace()
 	}
 }
 
@@ -314,18 +309,23 @@ func (c *Conn) Write(p []byte) (int, error) {
 func (c *Conn) WriteNoWait(p []byte) (int, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	return c.writeNow(p)
+}
+
+// writeNow copies as much of p as the ring has room for now (all of it, or up to a full ring);
+// the caller holds mu.
+func (c *Conn) writeNow(p []byte) (int, error) {
 	done := 0
-	for done < len(p) {
+	for {
 		n, err := c.tryWrite(p[done:])
 		done += n
-		if err == errWouldBlock {
+		switch {
+		case err == errWouldBlock:
 			return done, nil
-		}
-		if err != nil {
+		case err != nil || done == len(p):
 			return done, err
 		}
 	}
-	return done, nil
 }
 
 // SetWriteDeadline makes Write return os.ErrDeadlineExceeded instead of waiting for space after
