@@ -223,7 +223,8 @@ func hostChannel() (io.ReadWriteCloser, error) {
 	if !ok {
 		return nil, errors.New("this program is an enclave: start it with `asylo run` or host.Load, not directly")
 	}
-	if fd, err := strconv.Atoi(v); err != nil || fd < 3 || fd > 1024 {
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 || fd > 1024 {
 		return nil, fmt.Errorf("bad %s=%q", wire.EnvChannel, v)
 	}
 	f, ok, err := launchFile(wire.EnvSharedMemory, "shared-memory channel")
@@ -238,9 +239,9 @@ func hostChannel() (io.ReadWriteCloser, error) {
 		}
 		return c, nil
 	}
-	c, _, err := launchSocket(wire.EnvChannel, "host channel")
+	c, err := newBlockingSocket(fd)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("opening the host channel: %w", err)
 	}
 	return c, nil
 }

@@ -156,14 +156,15 @@ type rawChild struct {
 	buf []byte
 }
 
-// startRaw starts rawecho over a socketpair (transport "sock") or a shared-memory ring ("shm").
+// startRaw starts rawecho over a socketpair (transport "sock"; "sockblock" for rawecho's blocking
+// system calls instead of Go's network poller) or a shared-memory ring ("shm").
 // sandboxed starts it with the sim sandbox's namespaces and has it apply seccomp and landlock.
 func startRaw(b *testing.B, transport string, sandboxed bool) *rawChild {
 	b.Helper()
 	var child *os.File
 	var rw io.ReadWriteCloser
 	switch transport {
-	case "sock":
+	case "sock", "sockblock":
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			b.Fatal(err)
@@ -349,8 +350,8 @@ func roundTripBench(b *testing.B, transport string, opts ...sim.Option) {
 		})
 	})
 	// ratio: one op = one floor round trip + one sim round trip, run in alternating blocks.
-	b.Run("ratio", func(b *testing.B) {
-		r := startRaw(b, transport, false)
+	ratio := func(b *testing.B, floorTransport string) {
+		r := startRaw(b, floorTransport, false)
 		defer r.close()
 		e := loadBench(b, opts...)
 		defer destroy(b, e)
@@ -392,7 +393,18 @@ func roundTripBench(b *testing.B, transport string, opts ...sim.Option) {
 		b.ReportMetric(float64(median(blocks.sim))/float64(median(blocks.floor)), "x-med")
 		b.ReportMetric(float64((mf.host+mf.peer).Nanoseconds())/n, "floor-cpu-ns/op")
 		b.ReportMetric(float64((ms.host+ms.peer).Nanoseconds())/n, "sim-cpu-ns/op")
-	})
+	}
+	b.Run("ratio", func(b *testing.B) { ratio(b, transport) })
+	if transport == "sock" {
+		// The enclave runtime reads its socket with blocking system calls (design note 23):
+		// the same floor, and the ratio, with rawecho doing so too.
+		b.Run("floor-blocking", func(b *testing.B) {
+			r := startRaw(b, "sockblock", false)
+			defer r.close()
+			measure(b, r.pid(), floorRT(b, r))
+		})
+		b.Run("ratio-blocking", func(b *testing.B) { ratio(b, "sockblock") })
+	}
 }
 
 // BenchmarkCall64 is target 1: a 64-byte Call("echo") over the socket against rawecho's

@@ -965,3 +965,53 @@ func TestBackendClose(t *testing.T) {
 		t.Errorf("enclave loaded before Close: %q, %v", got, err)
 	}
 }
+
+// TestReaderSleepsInRead: an idle enclave on the socket waits for the host's next frame in a
+// blocking read(2) of its channel (design note 23), not in the network poller, which parks the
+// reader and costs a scheduler round and an epoll_pwait per request.
+func TestReaderSleepsInRead(t *testing.T) {
+	ctx := context.Background()
+	e, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Debug: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx, nil)
+	if _, err := e.Call(ctx, "echo", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := e.Process()
+	sockets := map[string]bool{} // descriptor numbers, in hex as /proc/*/syscall prints them
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ent := range ents {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, ent.Name()))
+		if fd, err := strconv.Atoi(ent.Name()); err == nil && strings.HasPrefix(target, "socket:") {
+			sockets[fmt.Sprintf("%#x", fd)] = true
+		}
+	}
+	if len(sockets) == 0 {
+		t.Fatal("the enclave holds no socket")
+	}
+	var seen []string
+	for range 200 { // the reader is back in read(2) microseconds after answering
+		seen = seen[:0]
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, task.Name()))
+			f := strings.Fields(string(b))
+			if len(f) > 1 && f[0] == strconv.Itoa(unix.SYS_READ) && sockets[f[1]] {
+				return
+			}
+			if len(f) > 0 {
+				seen = append(seen, f[0])
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("no enclave thread is blocked reading a socket; threads are in system calls %v (read is %d)", seen, unix.SYS_READ)
+}

@@ -3,7 +3,8 @@
 // mechanisms the protocol uses, with none of the protocol's logic.
 //
 // Transport (RAWECHO_MODE): "sock" (default) uses fd 3, a SOCK_STREAM socket, through
-// net.FileConn; "shm" opens fd 3 as an internal/shm region (default options, as the enclave
+// net.FileConn (Go's network poller); "sockblock" uses the same socket with blocking read and
+// write system calls, as the enclave runtime does (enclave/blocksock_linux.go); "shm" opens fd 3 as an internal/shm region (default options, as the enclave
 // runtime does). With RAWECHO_SANDBOX=1 it first applies the sim sandbox (seccomp, landlock)
 // like an enclave, so the cost of the sandbox can be told apart.
 //
@@ -23,6 +24,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 
 	"github.com/asylo-go/asylo/internal/sandbox"
 	"github.com/asylo-go/asylo/internal/shm"
@@ -36,25 +38,32 @@ func main() {
 			fail("sandbox: %v", err)
 		}
 	}
-	f := os.NewFile(3, "rawecho")
 	var rw io.ReadWriter
 	switch os.Getenv("RAWECHO_MODE") {
 	case "", "sock":
+		f := os.NewFile(3, "rawecho")
 		c, err := net.FileConn(f)
 		if err != nil {
 			fail("FileConn: %v", err)
 		}
+		f.Close()
 		rw = c
+	case "sockblock":
+		if err := syscall.SetNonblock(3, false); err != nil {
+			fail("SetNonblock: %v", err)
+		}
+		rw = blockingFD(3)
 	case "shm":
+		f := os.NewFile(3, "rawecho")
 		c, err := shm.Open(f, shm.Options{})
 		if err != nil {
 			fail("shm.Open: %v", err)
 		}
+		f.Close()
 		rw = c
 	default:
 		fail("bad RAWECHO_MODE")
 	}
-	f.Close()
 
 	buf := make([]byte, 16+64)
 	for {
@@ -103,6 +112,40 @@ func main() {
 			fail("write: %v", err)
 		}
 	}
+}
+
+// blockingFD reads and writes a descriptor with plain blocking system calls.
+type blockingFD int
+
+func (fd blockingFD) Read(p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(fd), p)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (fd blockingFD) Write(p []byte) (int, error) {
+	w := 0
+	for w < len(p) {
+		n, err := syscall.Write(int(fd), p[w:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return w, err
+		}
+		w += n
+	}
+	return w, nil
 }
 
 func fail(format string, args ...any) {
