@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/asylo-go/asylo/internal/blocksock"
 	"github.com/asylo-go/asylo/internal/shm"
 	"github.com/asylo-go/asylo/internal/wire"
 )
@@ -239,7 +240,8 @@ func hostChannel() (io.ReadWriteCloser, error) {
 		}
 		return c, nil
 	}
-	c, err := newBlockingSocket(fd)
+	// Blocking reads, not the network poller: design note 23.
+	c, err := blocksock.New(fd)
 	if err != nil {
 		return nil, fmt.Errorf("opening the host channel: %w", err)
 	}

@@ -4,9 +4,10 @@
 //
 // Transport (RAWECHO_MODE): "sock" (default) uses fd 3, a SOCK_STREAM socket, through
 // net.FileConn (Go's network poller); "sockblock" uses the same socket with blocking read and
-// write system calls, as the enclave runtime does (enclave/blocksock_linux.go); "shm" opens fd 3 as an internal/shm region (default options, as the enclave
-// runtime does). With RAWECHO_SANDBOX=1 it first applies the sim sandbox (seccomp, landlock)
-// like an enclave, so the cost of the sandbox can be told apart.
+// write system calls, as the enclave runtime does (internal/blocksock); "shm" opens fd 3 as an
+// internal/shm region (default options, as the enclave runtime does). With RAWECHO_SANDBOX=1 it
+// first applies the sim sandbox (seccomp, landlock) like an enclave, so the cost of the sandbox
+// can be told apart.
 //
 // Messages: a 16-byte header (u32 little-endian body length at offset 0, op at offset 4,
 // u64 argument at offset 8), then the body. Ops:
@@ -25,8 +26,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"syscall"
 
+	"github.com/asylo-go/asylo/internal/blocksock"
 	"github.com/asylo-go/asylo/internal/sandbox"
 	"github.com/asylo-go/asylo/internal/shm"
 )
@@ -50,10 +51,11 @@ func main() {
 		f.Close()
 		rw = c
 	case "sockblock":
-		if err := syscall.SetNonblock(3, false); err != nil {
-			fail("SetNonblock: %v", err)
+		c, err := blocksock.New(3)
+		if err != nil {
+			fail("blocksock: %v", err)
 		}
-		rw = blockingFD(3)
+		rw = c
 	case "shm":
 		f := os.NewFile(3, "rawecho")
 		c, err := shm.Open(f, shm.Options{})
@@ -120,40 +122,6 @@ func main() {
 			fail("write: %v", err)
 		}
 	}
-}
-
-// blockingFD reads and writes a descriptor with plain blocking system calls.
-type blockingFD int
-
-func (fd blockingFD) Read(p []byte) (int, error) {
-	for {
-		n, err := syscall.Read(int(fd), p)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if n == 0 {
-			return 0, io.EOF
-		}
-		return n, nil
-	}
-}
-
-func (fd blockingFD) Write(p []byte) (int, error) {
-	w := 0
-	for w < len(p) {
-		n, err := syscall.Write(int(fd), p[w:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return w, err
-		}
-		w += n
-	}
-	return w, nil
 }
 
 func fail(format string, args ...any) {
