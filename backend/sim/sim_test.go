@@ -1002,7 +1002,10 @@ func TestReaderSleepsInRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, task := range tasks {
-			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, task.Name()))
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, task.Name()))
+			if errors.Is(err, fs.ErrPermission) {
+				t.Skipf("cannot see the enclave's system calls: %v", err)
+			}
 			f := strings.Fields(string(b))
 			if len(f) > 1 && f[0] == strconv.Itoa(unix.SYS_READ) && sockets[f[1]] {
 				return

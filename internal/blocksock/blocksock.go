@@ -80,6 +80,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if err != nil {
 			return w, os.NewSyscallError("write", err)
 		}
+		if n == 0 { // not for a stream socket; but never spin on it
+			return w, io.ErrShortWrite
+		}
 		w += n
 	}
 	return w, nil
