@@ -40,8 +40,9 @@ func main() {
 			fail("sandbox: %v", err)
 		}
 	}
+	mode := os.Getenv("RAWECHO_MODE")
 	var rw io.ReadWriter
-	switch os.Getenv("RAWECHO_MODE") {
+	switch mode {
 	case "", "sock":
 		f := os.NewFile(3, "rawecho")
 		c, err := net.FileConn(f)
@@ -72,7 +73,7 @@ func main() {
 	// message that has arrived whole is then one read(2), not one for the header and one for
 	// the body. A ring read is no system call; it is read directly.
 	var r io.Reader = rw
-	if mode := os.Getenv("RAWECHO_MODE"); mode != "shm" {
+	if mode != "shm" {
 		r = bufio.NewReaderSize(rw, 64<<10)
 	}
 	buf := make([]byte, 16+64)
