@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -42,16 +43,22 @@ import (
 // (sandbox.PrepareLaunch: descriptors close-on-exec, no core dumps, no_new_privs, the first
 // stage of the seccomp policy), so that the enclave only finishes it.
 //
-// Where the sandbox has a user namespace (spawn mode), it does not execute the image itself:
-// exec would first tear down this whole Go program (~0.45 ms on the critical path, more for a
-// bigger host program, against ~0.15 ms for executing from a vfork child). It is started
+// Where the sandbox has a user namespace (spawn mode), the process is a spawner: it does not
+// execute an image itself, but starts every enclave of the back-end as a child, and lives until
+// the back-end is closed. Executing in place would first tear down this whole Go program (~0.45
+// ms on the critical path, more for a bigger host program, against ~0.15 ms for executing from a
+// vfork child), and a process per load would cost the host a process start (with a copy of its
+// page tables: Go cannot vfork into a new user namespace) for every load. The spawner is started
 // outside the pid namespace, with CAP_SYS_ADMIN in its own user namespace as an ambient
-// capability; it creates a pid namespace for its children and drops every capability on the
-// thread that will fork (sandbox.UnsharePidForChildren), and at the request starts the enclave
-// with CLONE_PARENT: the enclave is pid 1 of its own pid namespace and the host's child, as when
-// started directly. It reports the enclave's pid and exits. Without a user namespace (exec
-// mode) the capability would be the host's, so the process is created in the pid namespace
-// and executes the image in place.
+// capability. The thread that forks keeps that capability and nothing else, but not as an
+// ambient one (sandbox.PrepareSpawner), and starts each enclave with CLONE_PARENT and new pid,
+// mount, IPC, UTS and cgroup namespaces (sandbox.SpawnNamespaceFlags): the enclave is pid 1 of
+// its own pid namespace, the host's child, and loses the capability at its exec (uid 65534 in
+// the namespace keeps only ambient capabilities across execve). The enclaves share the spawner's
+// user and network namespaces, as a root host's directly started enclaves share one network
+// namespace (docs/sandbox.md §1). Without a user namespace (exec mode) the capability would be
+// the host's, so the process is created in the pid namespace, executes one image in place, and
+// the back-end prepares another for the next load.
 
 // envPrestart marks a prestarted process; its value is the control socket's descriptor.
 const envPrestart = "ASYLO_SIM_PRESTART_FD"
@@ -63,7 +70,7 @@ const envPrestartFail = "ASYLO_SIM_PRESTART_FAIL"
 // prestartEnv is added to a prestarted process's environment (tests only).
 var prestartEnv []string
 
-// envPrestartSpawn tells a prestarted process to start the enclave as a child (spawn mode).
+// envPrestartSpawn tells a prestarted process to be a spawner (spawn mode).
 const envPrestartSpawn = "ASYLO_SIM_PRESTART_SPAWN"
 
 // prestartExecOnly makes startPrestarted use exec mode even where spawn mode is possible
@@ -101,15 +108,17 @@ func init() {
 	}
 }
 
-// waitAndExec is the prestarted process: it prepares the sandbox, tells the host it is ready,
-// receives one request, and executes the image (exec mode) or starts it as the host's child and
-// reports its pid (spawn mode). It never returns. Any failure exits with status 126 (before the
-// request: the host starts another process) or 127 (after it: the load fails).
+// waitAndExec is the prestarted process: it prepares the sandbox and tells the host it is
+// ready. In exec mode it then receives one request and executes the image; in spawn mode it
+// starts an enclave for each request and reports its pid, until the host closes the control
+// socket. It never returns. Any failure before it is ready exits with status 126 (the host
+// starts another process later); in exec mode, a bad request or failed exec exits with 127 (the
+// load fails).
 func waitAndExec(ctl int) {
 	spawn := os.Getenv(envPrestartSpawn) == "1"
 	var err error
 	if spawn {
-		err = sandbox.UnsharePidForChildren()
+		err = sandbox.PrepareSpawner()
 	}
 	if err == nil {
 		err = sandbox.PrepareLaunch()
@@ -128,33 +137,19 @@ func waitAndExec(ctl int) {
 	}
 	buf := make([]byte, maxPrestartRequest)
 	oob := make([]byte, unix.CmsgSpace(maxPrestartFDs*4))
-	n, oobn, flags, _, err := unix.Recvmsg(ctl, buf, oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil || n == 0 || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
-		os.Exit(126) // the host went away, or sent what it never sends
+	if spawn {
+		serveSpawns(ctl, buf, oob)
+	}
+	req, fds, err := receiveRequest(ctl, buf, oob)
+	if err == io.EOF {
+		os.Exit(126) // the host went away
 	}
 	fail := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "asylo sim: prestarted process: "+format+"\n", args...)
 		os.Exit(127)
 	}
-	var fds []int
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil {
 		fail("%v", err)
-	}
-	for _, m := range msgs {
-		rights, err := unix.ParseUnixRights(&m)
-		if err != nil {
-			fail("%v", err)
-		}
-		fds = append(fds, rights...)
-	}
-	var req prestartRequest
-	if err := json.Unmarshal(buf[:n], &req); err != nil {
-		fail("request: %v", err)
-	}
-	valid := func(i int) bool { return i >= -1 && i < len(fds) }
-	if len(req.FDs) != len(fds) || req.Image < 0 || !valid(req.Image) || !valid(req.Stdout) || !valid(req.Stderr) || len(req.Args) == 0 {
-		fail("request does not match its %d descriptors", len(fds))
 	}
 	if req.Stderr >= 0 {
 		if err := unix.Dup3(fds[req.Stderr], 2, 0); err != nil {
@@ -169,13 +164,7 @@ func waitAndExec(ctl int) {
 	// Everything else this process holds is close-on-exec (PrepareLaunch, MSG_CMSG_CLOEXEC):
 	// only 0, 1, 2 and the named descriptors reach the enclave, which therefore need not look
 	// for inherited ones.
-	env := make([]string, 0, len(req.Env)+len(fds)+1)
-	for _, kv := range req.Env {
-		if !strings.HasPrefix(kv, wire.EnvSandbox+"=") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, wire.EnvSandbox+"="+wire.SandboxLaunched)
+	env := launchEnv(req.Env, len(fds))
 	for i, name := range req.FDs {
 		if name == "" {
 			continue
@@ -185,39 +174,131 @@ func waitAndExec(ctl int) {
 		}
 		env = append(env, name+"="+strconv.Itoa(fds[i]))
 	}
-	path := "/proc/self/fd/" + strconv.Itoa(fds[req.Image])
-	if !spawn {
-		err = syscall.Exec(path, req.Args, env)
-		fail("exec: %v", err)
+	err = syscall.Exec("/proc/self/fd/"+strconv.Itoa(fds[req.Image]), req.Args, env)
+	fail("exec: %v", err)
+}
+
+// receiveRequest reads one request and its descriptors (close-on-exec) from the control
+// socket: io.EOF once the host has closed it.
+func receiveRequest(ctl int, buf, oob []byte) (req prestartRequest, fds []int, err error) {
+	n, oobn, flags, _, err := unix.Recvmsg(ctl, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	for err == unix.EINTR {
+		n, oobn, flags, _, err = unix.Recvmsg(ctl, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	}
-	// On the thread UnsharePidForChildren locked: its children go into the new pid namespace.
-	// Not Pdeathsig: Go's child would compare its parent with this process and kill itself (its
-	// parent is the host); the enclave asks for the signal itself (sandbox, Options.Launched).
-	pid, err := syscall.ForkExec(path, req.Args, &syscall.ProcAttr{
-		Env:   env,
-		Files: []uintptr{0, 1, 2},
-		Sys:   &syscall.SysProcAttr{Cloneflags: syscall.CLONE_PARENT},
-	})
 	if err != nil {
-		fail("starting the enclave: %v", err)
+		return req, nil, fmt.Errorf("recvmsg: %w", err)
 	}
-	var msg [8]byte
-	binary.LittleEndian.PutUint64(msg[:], uint64(pid))
-	if _, err := unix.Write(ctl, msg[:]); err != nil {
-		fail("reporting the enclave's pid: %v", err)
+	if n == 0 && oobn == 0 {
+		return req, nil, io.EOF
 	}
-	// Let go of what the enclave holds (the host must see the enclave's channel close and its
-	// stream pipes end when the enclave does), then exit only when the host closes the control
-	// socket: tearing this process down now would take the CPU the enclave's start needs.
-	for _, fd := range append(fds, 0, 1, 2) {
-		unix.Close(fd)
+	msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
+	for _, m := range msgs {
+		rights, err := unix.ParseUnixRights(&m)
+		if err != nil && perr == nil {
+			perr = err
+		}
+		fds = append(fds, rights...)
 	}
-	var b [1]byte
-	for {
-		if _, err := unix.Read(ctl, b[:]); err != unix.EINTR {
-			os.Exit(0)
+	if perr == nil && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		perr = errors.New("request truncated")
+	}
+	if perr == nil {
+		perr = json.Unmarshal(buf[:n], &req)
+	}
+	valid := func(i int) bool { return i >= -1 && i < len(fds) }
+	if perr == nil && (len(req.FDs) != len(fds) || req.Image < 0 || !valid(req.Image) || !valid(req.Stdout) || !valid(req.Stderr) || len(req.Args) == 0) {
+		perr = fmt.Errorf("request does not match its %d descriptors", len(fds))
+	}
+	if perr != nil {
+		closeAll(fds)
+		return req, nil, fmt.Errorf("request: %w", perr)
+	}
+	return req, fds, nil
+}
+
+// launchEnv is the enclave's environment without the descriptors' variables: ASYLO_SANDBOX
+// says the sandbox was begun by a prestarted process.
+func launchEnv(reqEnv []string, nfds int) []string {
+	env := make([]string, 0, len(reqEnv)+nfds+1)
+	for _, kv := range reqEnv {
+		if !strings.HasPrefix(kv, wire.EnvSandbox+"=") {
+			env = append(env, kv)
 		}
 	}
+	return append(env, wire.EnvSandbox+"="+wire.SandboxLaunched)
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// serveSpawns is the spawner's loop: it answers each request with 'P' and the enclave's pid
+// (8 bytes, little-endian), or 'E' and why it could not start it, and exits when the host closes
+// the control socket.
+func serveSpawns(ctl int, buf, oob []byte) {
+	for {
+		req, fds, err := receiveRequest(ctl, buf, oob)
+		if err == io.EOF {
+			os.Exit(0)
+		}
+		var pid int
+		if err == nil {
+			pid, err = spawnEnclave(req, fds)
+			closeAll(fds) // the enclave has its own; the host must see them close when it ends
+		}
+		reply := []byte{'P', 0, 0, 0, 0, 0, 0, 0, 0}
+		if err != nil {
+			reply = append([]byte{'E'}, err.Error()...)
+		} else {
+			binary.LittleEndian.PutUint64(reply[1:], uint64(pid))
+		}
+		if _, err := unix.Write(ctl, reply); err != nil {
+			os.Exit(0) // the host went away
+		}
+	}
+}
+
+// spawnEnclave starts the enclave of req as the host's child in namespaces of its own, with the
+// standard streams and named descriptors of req as its 0-2 and 3, 4, ... (nothing else: all
+// this process holds is close-on-exec). It runs on the thread PrepareSpawner prepared, which is
+// this goroutine's: serveSpawns runs on the main goroutine, locked to its thread.
+func spawnEnclave(req prestartRequest, fds []int) (int, error) {
+	files := []uintptr{0, 1, 2} // 1 and 2 are /dev/null here
+	if req.Stdout >= 0 {
+		files[1] = uintptr(fds[req.Stdout])
+	}
+	if req.Stderr >= 0 {
+		files[2] = uintptr(fds[req.Stderr])
+	}
+	env := launchEnv(req.Env, len(fds))
+	image := -1
+	for i, name := range req.FDs {
+		if name == "" {
+			continue
+		}
+		if i == req.Image {
+			image = len(files)
+		}
+		env = append(env, name+"="+strconv.Itoa(len(files)))
+		files = append(files, uintptr(fds[i]))
+	}
+	if image < 0 {
+		image = len(files)
+		files = append(files, uintptr(fds[req.Image]))
+	}
+	// Not Pdeathsig: Go's child would compare its parent with this process and kill itself (its
+	// parent is the host); the enclave asks for the signal itself (sandbox, Options.Launched).
+	pid, err := syscall.ForkExec("/proc/self/fd/"+strconv.Itoa(image), req.Args, &syscall.ProcAttr{
+		Env:   env,
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Cloneflags: syscall.CLONE_PARENT | sandbox.SpawnNamespaceFlags},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("starting the enclave: %w", err)
+	}
+	return pid, nil
 }
 
 // warmUp runs, while the process waits, the code that handling a request needs, so that its
@@ -234,14 +315,18 @@ func warmUp() {
 	}
 }
 
-// prestarted is a process waiting for an enclave.
+// prestarted is a process waiting for an enclave (exec mode), or a spawner.
 type prestarted struct {
-	cmd   *exec.Cmd
-	ctl   *os.File // the host's end of the control socket
-	spawn bool     // starts the enclave as a child and reports its pid (see above)
+	cmd     *exec.Cmd
+	ctl     *net.UnixConn // the host's end of the control socket
+	spawner bool          // starts every enclave as a child and reports its pid (see above)
+
+	mu   sync.Mutex // a spawner's requests, one at a time
+	lost bool       // the spawner failed: it is being ended
 }
 
-// prestartTimeout bounds how long a new prestarted process may take to report ready.
+// prestartTimeout bounds how long a new prestarted process may take to report ready, and a
+// spawner to answer a request.
 const prestartTimeout = 10 * time.Second
 
 // startPrestarted starts a process that waits for an enclave (see waitAndExec).
@@ -257,12 +342,19 @@ func startPrestarted() (*prestarted, error) {
 	}
 	child := os.NewFile(uintptr(fds[1]), "asylo-prestart-child")
 	defer child.Close()
-	ctl := os.NewFile(uintptr(fds[0]), "asylo-prestart")
+	ctlFile := os.NewFile(uintptr(fds[0]), "asylo-prestart")
+	c, err := net.FileConn(ctlFile)
+	ctlFile.Close()
+	if err != nil {
+		return nil, err
+	}
+	ctl := c.(*net.UnixConn)
 	attr, _ := sandbox.ProcAttr() // the warnings are logged at each load
 	// One P: fewer threads (for exec to kill, in exec mode); the enclave gets its own environment.
 	env := append([]string{envPrestart + "=3", "GOMAXPROCS=1"}, prestartEnv...)
-	spawn := attr.Cloneflags&syscall.CLONE_NEWUSER != 0 && attr.Cloneflags&syscall.CLONE_NEWPID != 0 && !prestartExecOnly
-	if spawn {
+	spawner := attr.Cloneflags&syscall.CLONE_NEWUSER != 0 &&
+		attr.Cloneflags&sandbox.SpawnNamespaceFlags == sandbox.SpawnNamespaceFlags && !prestartExecOnly
+	if spawner {
 		attr.Cloneflags &^= syscall.CLONE_NEWPID
 		attr.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN} // in its own user namespace only
 		env = append(env, envPrestartSpawn+"=1")
@@ -274,30 +366,25 @@ func startPrestarted() (*prestarted, error) {
 		ExtraFiles:  []*os.File{child, self},
 		SysProcAttr: attr,
 	}
-	if err := cmd.Start(); err != nil {
+	// The enclaves a spawner starts are the host's children (CLONE_PARENT), and their
+	// parent-death signal is tied to the host thread that started the spawner.
+	if err := sandbox.StartStable(cmd); err != nil {
 		ctl.Close()
 		return nil, err
 	}
 	// Ready: "R", within the timeout (the process may be slow to start, or dead), or "E" and
 	// the reason it cannot prepare the sandbox.
-	ready := make(chan error, 1)
-	go func() {
-		var b [512]byte
-		n, err := ctl.Read(b[:])
-		switch {
-		case err != nil:
-		case n == 1 && b[0] == 'R':
-		case n > 1 && b[0] == 'E':
-			err = fmt.Errorf("%s", strings.ToValidUTF8(string(b[1:n]), "?"))
-		default:
-			err = fmt.Errorf("unexpected %q from the process", b[:n])
-		}
-		ready <- err
-	}()
-	select {
-	case err = <-ready:
-	case <-time.After(prestartTimeout):
-		err = errors.New("not ready in time")
+	var b [512]byte
+	ctl.SetReadDeadline(time.Now().Add(prestartTimeout))
+	n, err := ctl.Read(b[:])
+	ctl.SetReadDeadline(time.Time{})
+	switch {
+	case err != nil:
+	case n == 1 && b[0] == 'R':
+	case n > 1 && b[0] == 'E':
+		err = fmt.Errorf("%s", strings.ToValidUTF8(string(b[1:n]), "?"))
+	default:
+		err = fmt.Errorf("unexpected %q from the process", b[:n])
 	}
 	if err != nil {
 		cmd.Process.Kill()
@@ -305,75 +392,83 @@ func startPrestarted() (*prestarted, error) {
 		cmd.Wait()
 		return nil, fmt.Errorf("prestarted process: %w", err)
 	}
-	return &prestarted{cmd: cmd, ctl: ctl, spawn: spawn}, nil
+	return &prestarted{cmd: cmd, ctl: ctl, spawner: spawner}, nil
 }
 
+// errSpawnerLost: a spawner failed (died, answered nonsense or not in time). It is ended, and the
+// pool prepares another.
+var errSpawnerLost = errors.New("sim: the spawner failed")
+
+// errNotSent: the prestarted process failed before it got the request, so no enclave can have
+// started: the load may start it directly instead.
+var errNotSent = errors.New("sim: prestarted process lost before the request")
+
 // launch sends the request and descriptors and returns the enclave's process: the prestarted
-// process itself in exec mode, the child it reports in spawn mode. On error the prestarted
-// process is killed and reaped.
+// process itself in exec mode, the child it reports in spawn mode. On error an exec-mode process
+// is killed and reaped, and so is a spawner that failed (errSpawnerLost).
 func (p *prestarted) launch(req prestartRequest, files []*os.File) (*os.Process, func() error, error) {
 	body, err := json.Marshal(req)
 	if err != nil || len(body) > maxPrestartRequest || len(files) > maxPrestartFDs {
-		p.abandon()
+		if !p.spawner {
+			p.abandon()
+		}
 		return nil, nil, fmt.Errorf("sim: launch request too large (%d bytes, %d descriptors)", len(body), len(files))
 	}
 	fds := make([]int, len(files))
 	for i, f := range files {
 		fds[i] = int(f.Fd())
 	}
-	err = unix.Sendmsg(int(p.ctl.Fd()), body, unix.UnixRights(fds...), nil, 0)
+	if p.spawner {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.lost {
+			return nil, nil, errNotSent
+		}
+	}
+	p.ctl.SetDeadline(time.Now().Add(prestartTimeout))
+	_, _, err = p.ctl.WriteMsgUnix(body, unix.UnixRights(fds...), nil)
 	if err != nil {
 		p.abandon()
-		return nil, nil, fmt.Errorf("sim: handing the enclave to the prestarted process: %w", err)
+		if p.spawner {
+			return nil, nil, fmt.Errorf("%w (%w): %v", errNotSent, errSpawnerLost, err)
+		}
+		return nil, nil, fmt.Errorf("%w: %v", errNotSent, err)
 	}
-	if !p.spawn {
+	if !p.spawner {
 		p.ctl.Close()
 		return p.cmd.Process, p.cmd.Wait, nil
 	}
-	// The pid, or nothing if the process failed. Its fork returns once the enclave has executed
-	// or failed to, so this is quick; the timeout only keeps a wedged process from holding the
-	// load forever (killing it ends the read).
-	var msg [8]byte
-	type reply struct {
-		n   int
-		err error
+	// The pid, or why not. The spawner's fork returns once the enclave has executed or failed
+	// to, so this is quick; the deadline only keeps a wedged spawner from holding the load.
+	var msg [512]byte
+	n, err := p.ctl.Read(msg[:])
+	p.ctl.SetDeadline(time.Time{})
+	switch {
+	case errors.Is(err, syscall.ECONNRESET):
+		// The spawner closed its end with the request unread (the kernel says so with
+		// ECONNRESET), so it started nothing: the load may start the enclave itself.
+		p.abandon()
+		return nil, nil, fmt.Errorf("%w (%w): %v", errNotSent, errSpawnerLost, err)
+	case err != nil:
+		p.abandon()
+		return nil, nil, fmt.Errorf("%w: no answer: %v", errSpawnerLost, err)
+	case n > 1 && msg[0] == 'E':
+		return nil, nil, fmt.Errorf("sim: spawner: %s", strings.ToValidUTF8(string(msg[1:n]), "?"))
+	case n != 9 || msg[0] != 'P':
+		p.abandon()
+		return nil, nil, fmt.Errorf("%w: unexpected answer %q", errSpawnerLost, msg[:n])
 	}
-	got := make(chan reply, 1)
-	go func() {
-		n, err := p.ctl.Read(msg[:])
-		got <- reply{n, err}
-	}()
-	var r reply
-	select {
-	case r = <-got:
-	case <-time.After(prestartTimeout):
-		p.cmd.Process.Kill()
-		r = <-got
-		r.err = errors.New("no answer in time")
-	}
-	if r.err != nil || r.n != len(msg) {
-		p.ctl.Close()
-		werr := p.cmd.Wait()
-		return nil, nil, fmt.Errorf("sim: prestarted process did not start the enclave (%v, %v)", r.err, werr)
-	}
-	pid := binary.LittleEndian.Uint64(msg[:])
+	pid := binary.LittleEndian.Uint64(msg[1:9])
 	if pid == 0 || pid > 1<<22 {
-		p.abandon() // closes ctl
-		return nil, nil, fmt.Errorf("sim: prestarted process reported pid %d", pid)
+		p.abandon()
+		return nil, nil, fmt.Errorf("%w: reported pid %d", errSpawnerLost, pid)
 	}
 	// The enclave is this process's child (CLONE_PARENT), and nobody else reaps it: its pid
 	// cannot be reused before Wait.
 	proc, err := os.FindProcess(int(pid))
 	if err != nil {
-		p.abandon()
 		return nil, nil, err
 	}
-	// The prestarted process exits once the control socket is closed: later, off the load.
-	ctl := p.ctl
-	time.AfterFunc(prestartLinger, func() {
-		ctl.Close()
-		p.cmd.Wait()
-	})
 	wait := func() error {
 		st, err := proc.Wait()
 		if err == nil && !st.Success() {
@@ -384,19 +479,16 @@ func (p *prestarted) launch(req prestartRequest, files []*os.File) (*os.Process,
 	return proc, wait, nil
 }
 
+// abandon ends the process; a spawner's caller holds p.mu (or nobody else can have p).
 func (p *prestarted) abandon() {
+	p.lost = true
 	p.ctl.Close()
 	p.cmd.Process.Kill()
 	p.cmd.Wait()
 }
 
-// prestartLinger is how long a prestarted process that started an enclave (spawn mode) is kept
-// before it may exit: its exit, a whole Go program torn down, would otherwise compete with the
-// enclave's start for the CPU.
-const prestartLinger = 20 * time.Millisecond
-
-// refillDelay is how long after handing out its process the pool starts preparing the next: long
-// enough for the enclave that got it to start without competing for the CPU.
+// refillDelay is how long after handing out its process (exec mode) the pool starts preparing the
+// next: long enough for the enclave that got it to start without competing for the CPU.
 const refillDelay = 20 * time.Millisecond
 
 // prestartRetry is how long the pool waits after a process failed to start before trying again
@@ -404,7 +496,8 @@ const refillDelay = 20 * time.Millisecond
 // started again at every load).
 const prestartRetry = 30 * time.Second
 
-// prestartPool keeps at most one prestarted process.
+// prestartPool keeps at most one prestarted process: one waiting for the next enclave (exec
+// mode), or the spawner that starts them all.
 type prestartPool struct {
 	mu       sync.Mutex
 	ready    *prestarted
@@ -415,25 +508,46 @@ type prestartPool struct {
 	reported error // lastErr, once take has returned it
 }
 
-// take returns the ready process, if any, and starts preparing the next one. failed is the
-// reason the last attempt to prepare one failed, the first time take sees it.
+// take returns the spawner or the ready process, if any; a process in exec mode is the caller's
+// and the pool starts preparing the next one. failed is the reason the last attempt to prepare
+// one failed, the first time take sees it.
 func (pp *prestartPool) take() (p *prestarted, failed error) {
 	pp.mu.Lock()
 	p = pp.ready
-	pp.ready = nil
+	if p != nil && !p.spawner {
+		pp.ready = nil
+	}
 	if pp.lastErr != nil && pp.lastErr != pp.reported {
 		failed, pp.reported = pp.lastErr, pp.lastErr
 	}
 	pp.mu.Unlock()
 	if p != nil && p.cmd.ProcessState == nil && !exited(p.cmd.Process.Pid) {
-		time.AfterFunc(refillDelay, pp.refill)
+		if !p.spawner {
+			time.AfterFunc(refillDelay, pp.refill)
+		}
 		return p, failed
 	}
 	if p != nil {
-		p.abandon()
+		pp.drop(p)
+		return nil, failed
 	}
 	pp.refill()
 	return nil, failed
+}
+
+// drop ends a spawner that died or failed a request, and starts preparing another.
+func (pp *prestartPool) drop(p *prestarted) {
+	pp.mu.Lock()
+	if pp.ready == p {
+		pp.ready = nil
+	}
+	pp.mu.Unlock()
+	p.mu.Lock()
+	if !p.lost {
+		p.abandon()
+	}
+	p.mu.Unlock()
+	pp.refill()
 }
 
 // refill starts a process in the background unless one is ready or starting.
@@ -462,8 +576,8 @@ func (pp *prestartPool) refill() {
 	}()
 }
 
-// close ends the waiting process, and one still starting once it is ready; nothing is prepared
-// after it.
+// close ends the waiting process or spawner, and one still starting once it is ready; nothing
+// is prepared after it. Enclaves a spawner started keep running.
 func (pp *prestartPool) close() {
 	pp.mu.Lock()
 	pp.closed = true
@@ -471,7 +585,11 @@ func (pp *prestartPool) close() {
 	pp.ready = nil
 	pp.mu.Unlock()
 	if p != nil {
-		p.abandon()
+		p.mu.Lock()
+		if !p.lost {
+			p.abandon()
+		}
+		p.mu.Unlock()
 	}
 }
 
@@ -504,7 +622,8 @@ func (b *Backend) prestartProcess(logger *slog.Logger) *prestarted {
 	return p
 }
 
-// launchPrestarted hands the enclave to p, with pipes for the standard streams spec asks for.
+// launchPrestarted hands the enclave to p, with pipes for the standard streams spec asks for. An
+// error wrapping errNotSent means no enclave was started.
 func (i *instance) launchPrestarted(p *prestarted, spec backend.Spec, args, env []string, files []*os.File, names []string) error {
 	req := prestartRequest{Args: args, Env: env, FDs: names, Image: 1, Stdout: -1, Stderr: -1}
 	files = append([]*os.File(nil), files...)
@@ -521,7 +640,10 @@ func (i *instance) launchPrestarted(p *prestarted, spec backend.Spec, args, env 
 			for _, f := range closeAfter {
 				f.Close()
 			}
-			p.abandon()
+			i.copies.Wait()
+			if !p.spawner {
+				p.abandon()
+			}
 			return err
 		}
 		copyOut(&i.copies, s.w, r)
@@ -535,6 +657,9 @@ func (i *instance) launchPrestarted(p *prestarted, spec backend.Spec, args, env 
 		f.Close()
 	}
 	if err != nil {
+		if errors.Is(err, errSpawnerLost) || (p.spawner && errors.Is(err, errNotSent)) {
+			i.backend.prestarted.drop(p)
+		}
 		i.copies.Wait()
 		return err
 	}

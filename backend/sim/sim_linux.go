@@ -291,12 +291,20 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 	if img.Static {
 		p = b.prestartProcess(logger)
 	}
+	started := false
 	if p != nil {
-		// The waiting process was started with sandbox.ProcAttr: its warnings are the load's.
-		_, warnings := sandbox.ProcAttr()
-		logWarnings(logger, warnings)
 		err = in.launchPrestarted(p, spec, args, env, files, names)
-	} else {
+		if errors.Is(err, errNotSent) {
+			logger.Warn("sim: prestarted process lost; starting the enclave directly", "err", err)
+			err = nil
+		} else {
+			started = true
+			// The prestarted process was started with sandbox.ProcAttr: its warnings are the load's.
+			_, warnings := sandbox.ProcAttr()
+			logWarnings(logger, warnings)
+		}
+	}
+	if !started {
 		for i, name := range names {
 			env = append(env, fmt.Sprintf("%s=%d", name, 3+i))
 		}
@@ -312,7 +320,7 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		}
 		if b.noSandbox {
 			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-			err = cmd.Start()
+			err = sandbox.StartStable(cmd)
 		} else {
 			var warnings []string
 			warnings, err = sandbox.Start(cmd)

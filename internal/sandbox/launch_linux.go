@@ -34,8 +34,9 @@ var (
 
 // PrepareLaunch prepares a process that will start an enclave later (see above). After it, the
 // process can still receive descriptors, duplicate them, clear their close-on-exec flag, execute
-// a program, and start one with syscall.ForkExec and SysProcAttr{Cloneflags: CLONE_PARENT}; it
-// can no longer open files, create sockets or other processes, or raise its privileges. It fails
+// a program, and start one with syscall.ForkExec and
+// SysProcAttr{Cloneflags: CLONE_PARENT | SpawnNamespaceFlags} (PrepareSpawner); it can no longer
+// open files, create sockets or other processes, or raise its privileges. It fails
 // where Restrict would (no seccomp, an architecture without a policy).
 func PrepareLaunch() error {
 	launchMu.Lock()
@@ -53,7 +54,7 @@ func PrepareLaunch() error {
 		return errors.New("sandbox: seccomp filter mode not supported by this kernel")
 	}
 	// Not traceable by other processes of the sandbox's uid (it may hold capabilities in its
-	// user namespace: UnsharePidForChildren).
+	// user namespace: PrepareSpawner).
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("sandbox: prctl(PR_SET_DUMPABLE, 0): %w", err)
 	}
@@ -122,32 +123,49 @@ func finishLaunch(opts Options, rep *Report) error {
 	return nil
 }
 
-// UnsharePidForChildren makes the calling goroutine's thread create its children in a new pid
-// namespace, and drops every capability of that thread, so that a child it starts with
-// syscall.ForkExec is pid 1 of a namespace of its own, without capabilities. The caller needs
-// CAP_SYS_ADMIN in its user namespace (an ambient capability: sim's prestarted process gets it
-// in the user namespace created for it, and nowhere else).
+// SpawnNamespaceFlags are the namespaces a spawner (a prestarted process that starts every
+// enclave of its back-end) creates for each enclave it starts: all of the sandbox's but the user
+// and network namespaces, which its enclaves share with it. The Launch stage of the seccomp
+// policy allows clone(2) with these and seccomppolicy.SpawnCloneFlags, nothing else.
+const SpawnNamespaceFlags = unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP
+
+// PrepareSpawner prepares the calling goroutine's thread to start enclaves with
+// syscall.ForkExec, SysProcAttr{Cloneflags: CLONE_PARENT | SpawnNamespaceFlags}: each the host's
+// child, pid 1 of a pid namespace of its own, without capabilities. The caller holds
+// CAP_SYS_ADMIN in its own user namespace as an ambient capability (sim's spawner is created
+// so), which creating the namespaces needs, and runs as a uid other than 0 there.
 //
-// A thread that did this can no longer create threads (clone(CLONE_THREAD) fails with EINVAL).
-// The goroutine stays locked to it, and the Go runtime then creates threads from its template
-// thread, which runtime.LockOSThread starts; so the caller must not unlock the thread.
-func UnsharePidForChildren() error {
+// It locks the goroutine to its thread for good, makes the process non-dumpable first (every
+// enclave runs as the same uid, and a process holding capabilities must not be traceable by
+// them), and clears the thread's ambient capabilities: a child then loses, at its exec, the
+// CAP_SYS_ADMIN the thread keeps, because a uid other than 0 keeps across execve only ambient
+// capabilities (capabilities(7)). Only this thread may start enclaves.
+func PrepareSpawner() error {
 	runtime.LockOSThread() // never unlocked
-	// First of all: a process holding capabilities must not be traceable by other processes
-	// of the same uid (the sandbox's, shared by every enclave).
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("sandbox: prctl(PR_SET_DUMPABLE, 0): %w", err)
 	}
-	if err := unix.Unshare(unix.CLONE_NEWPID); err != nil {
-		return fmt.Errorf("sandbox: unshare(CLONE_NEWPID): %w", err)
+	if unix.Getuid() == 0 || unix.Geteuid() == 0 {
+		return errors.New("sandbox: a spawner must not run as uid 0 (its children would keep capabilities)")
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("sandbox: clearing ambient capabilities: %w", err)
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var none [2]unix.CapUserData
-	if err := unix.Capset(&hdr, &none[0]); err != nil {
-		return fmt.Errorf("sandbox: dropping capabilities: %w", err)
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("sandbox: capget: %w", err)
+	}
+	if data[0].Effective&(1<<unix.CAP_SYS_ADMIN) == 0 {
+		return errors.New("sandbox: a spawner needs CAP_SYS_ADMIN in its user namespace")
+	}
+	// Nothing but CAP_SYS_ADMIN: a capability the thread does not need is one a bug in the
+	// spawner could use.
+	keep := uint32(1 << unix.CAP_SYS_ADMIN)
+	data[0] = unix.CapUserData{Effective: keep, Permitted: keep}
+	data[1] = unix.CapUserData{}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("sandbox: capset: %w", err)
 	}
 	return nil
 }

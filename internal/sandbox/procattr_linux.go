@@ -157,9 +157,8 @@ func probeNamespaces() nsProbeResult {
 // capabilities. Every isolation it had to leave out is explained in the
 // returned warnings, for the host to log.
 //
-// Pdeathsig fires when the parent THREAD exits: a host that starts the child
-// from a goroutine should keep that goroutine's OS thread alive for the
-// child's lifetime (or accept that the child may be killed early).
+// Pdeathsig fires when the parent THREAD exits: start the child with
+// StartStable (Start does), from a thread that never exits.
 //
 // The namespace probe runs once per process (it costs a few clone(2)s);
 // later calls are cheap. The returned value is fresh and may be modified.
@@ -208,21 +207,45 @@ func Start(cmd *exec.Cmd) (warnings []string, err error) {
 	if !d.ok {
 		attr, warns := ProcAttr()
 		cmd.SysProcAttr = attr
-		return warns, cmd.Start()
+		return warns, StartStable(cmd)
 	}
 	attr := d.attr
 	cmd.SysProcAttr = &attr
 	if d.net == nil {
-		return nil, cmd.Start()
+		return nil, StartStable(cmd)
 	}
 	return nil, d.net.do(cmd.Start)
+}
+
+// StartStable starts cmd, as set up by the caller, from an OS thread that never exits. A
+// child's parent-death signal (SysProcAttr.Pdeathsig, or PR_SET_PDEATHSIG in a child started
+// with CLONE_PARENT) fires when the thread that created it exits, not the process; the Go
+// runtime ends a thread when a goroutine locked to it exits, which a host program may do at
+// any time.
+func StartStable(cmd *exec.Cmd) error {
+	t, err := stable()
+	if err != nil {
+		return err
+	}
+	return t.do(cmd.Start)
+}
+
+var (
+	stableOnce   sync.Once
+	stableThread *starter
+	stableErr    error
+)
+
+func stable() (*starter, error) {
+	stableOnce.Do(func() { stableThread, stableErr = newStarter(nil) })
+	return stableThread, stableErr
 }
 
 // directResult is how Start starts children of a root host, probed once.
 type directResult struct {
 	ok   bool
 	attr syscall.SysProcAttr
-	net  *netThread // nil: each child gets its own network namespace (attr has CLONE_NEWNET)
+	net  *starter // nil: each child gets its own network namespace (attr has CLONE_NEWNET)
 }
 
 var (
@@ -251,7 +274,7 @@ func probeDirect() directResult {
 		if tryClone(&probe) != nil {
 			return // e.g. root without CAP_SYS_ADMIN in a container: ProcAttr's user namespace
 		}
-		if t, err := newNetThread(); err == nil {
+		if t, err := newStarter(func() error { return unix.Unshare(unix.CLONE_NEWNET) }); err == nil {
 			direct = directResult{ok: true, attr: a, net: t}
 			return
 		}
@@ -264,28 +287,30 @@ func probeDirect() directResult {
 	return direct
 }
 
-// netThread is an OS thread that has left the process's network namespace for a new, empty
-// one, and starts children there: a child is created in the namespaces of the thread that
-// clones it. The thread stays locked to its goroutine and never exits: it must not return to
-// the runtime's pool in another namespace (the runtime never creates threads from a locked
-// one), and children's Pdeathsig fires when the thread that started them exits.
-type netThread struct {
+// starter is an OS thread that starts children: a root host's, in a new, empty network
+// namespace it has left the process's for (a child is created in the namespaces of the thread
+// that clones it), or any host's, on a thread that never exits (StartStable). The thread
+// stays locked to its goroutine and never exits: it must not return to the runtime's pool in
+// another namespace (the runtime never creates threads from a locked one), and children's
+// parent-death signal fires when the thread that started them exits.
+type starter struct {
 	calls chan func()
 }
 
-func newNetThread() (*netThread, error) {
-	t := &netThread{calls: make(chan func())}
+// newStarter starts the thread and runs setup on it first.
+func newStarter(setup func() error) (*starter, error) {
+	t := &starter{calls: make(chan func())}
 	ready := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		if unix.Gettid() != unix.Getpid() {
-			t.serve(ready)
+			t.serve(setup, ready)
 			return
 		}
-		// This is the main thread, whose namespace /proc/self/ns/net names: it must stay the
+		// This is the main thread, whose namespaces /proc/self/ns names: they must stay the
 		// process's. While this goroutine holds it, the next one runs on another thread.
 		inner := make(chan error, 1)
-		go t.serve(inner)
+		go t.serve(setup, inner)
 		err := <-inner
 		runtime.UnlockOSThread()
 		ready <- err
@@ -296,13 +321,14 @@ func newNetThread() (*netThread, error) {
 	return t, nil
 }
 
-// serve moves the calling goroutine's thread, which it locks, to a new network namespace and
-// runs calls there.
-func (t *netThread) serve(ready chan<- error) {
+// serve locks the calling goroutine's thread, runs setup on it and then calls.
+func (t *starter) serve(setup func() error, ready chan<- error) {
 	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		ready <- fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
-		return // still locked: the runtime ends the thread
+	if setup != nil {
+		if err := setup(); err != nil {
+			ready <- err
+			return // still locked: the runtime ends the thread
+		}
 	}
 	ready <- nil
 	for f := range t.calls {
@@ -311,7 +337,7 @@ func (t *netThread) serve(ready chan<- error) {
 }
 
 // do runs f on the thread and returns its error.
-func (t *netThread) do(f func() error) error {
+func (t *starter) do(f func() error) error {
 	done := make(chan error, 1)
 	t.calls <- func() { done <- f() }
 	return <-done

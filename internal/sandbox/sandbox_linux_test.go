@@ -817,3 +817,11 @@ func TestUnprivilegedHost(t *testing.T) {
 		t.Errorf("isolation left out for an unprivileged host:\n%s", out)
 	}
 }
+
+// The Launch stage allows clone with seccomppolicy's namespace flags; the spawner clones with
+// this package's.
+func TestSpawnNamespaceFlags(t *testing.T) {
+	if SpawnNamespaceFlags != seccomppolicy.SpawnNamespaceFlags {
+		t.Fatalf("sandbox.SpawnNamespaceFlags %#x, seccomppolicy's %#x", SpawnNamespaceFlags, seccomppolicy.SpawnNamespaceFlags)
+	}
+}

@@ -37,8 +37,8 @@ var ErrNotLaunched = errors.New("sandbox: process was not prepared by PrepareLau
 // PrepareLaunch is only implemented on Linux.
 func PrepareLaunch() error { return errUnsupported }
 
-// UnsharePidForChildren is only implemented on Linux.
-func UnsharePidForChildren() error { return errUnsupported }
+// PrepareSpawner is only implemented on Linux.
+func PrepareSpawner() error { return errUnsupported }
 
 // Start starts cmd without isolation and says so.
 func Start(cmd *exec.Cmd) ([]string, error) {

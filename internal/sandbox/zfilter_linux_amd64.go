@@ -239,7 +239,7 @@ var seccompLaunchFilter = []unix.SockFilter{
 	{Code: 0x0020, Jt: 0, Jf: 0, K: 0x14},
 	{Code: 0x0015, Jt: 0, Jf: 2, K: 0x0},
 	{Code: 0x0020, Jt: 0, Jf: 0, K: 0x10},
-	{Code: 0x0015, Jt: 104, Jf: 0, K: 0xc111},
+	{Code: 0x0015, Jt: 104, Jf: 0, K: 0x2e02c111},
 	{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0},
 	{Code: 0x0015, Jt: 0, Jf: 5, K: 0x9},
 	{Code: 0x0020, Jt: 0, Jf: 0, K: 0x24},

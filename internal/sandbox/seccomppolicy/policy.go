@@ -112,8 +112,8 @@ const PidSentinel = 0x5a5a5a5a
 //
 // Launch adds, and Finish takes back:
 //   - execve: the image is executed (through /proc/self/fd/N);
-//   - clone with exactly SpawnCloneFlags: the prestarted process starts the enclave as a
-//     vfork-style child of its own parent;
+//   - clone with exactly SpawnCloneFlags|SpawnNamespaceFlags: the prestarted process (a spawner)
+//     starts each enclave as a vfork-style child of its own parent, in new namespaces;
 //   - tgkill to any process: the enclave's pid is not the prestarted process's (Finish
 //     restricts tgkill to the enclave's own pid again);
 //   - prctl(PR_SET_PDEATHSIG, SIGKILL): the enclave asks for its parent-death signal itself;
@@ -134,10 +134,15 @@ const (
 	Finish
 )
 
-// SpawnCloneFlags are the clone(2) flags with which a prestarted process starts the enclave:
-// the vfork-style clone of Go's syscall.ForkExec plus CLONE_PARENT, so that the enclave is the
-// host's child and the prestarted process can exit.
+// SpawnCloneFlags are the clone(2) flags with which a spawner (a prestarted process that starts
+// enclaves as children) starts one, besides SpawnNamespaceFlags: the vfork-style clone of Go's
+// syscall.ForkExec plus CLONE_PARENT, so that the enclave is the host's child.
 const SpawnCloneFlags = unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_PARENT | uint64(unix.SIGCHLD)
+
+// SpawnNamespaceFlags are the namespaces a spawner creates for each enclave: all of the
+// sandbox's but the user and network namespaces, which the enclaves share with the spawner.
+// internal/sandbox.SpawnNamespaceFlags must be the same (its tests check).
+const SpawnNamespaceFlags = unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP
 
 func (s Stage) String() string {
 	switch s {
@@ -185,7 +190,7 @@ func BuildStage(goarch string, stage Stage, pid uint32) (*seccomp.Policy, []stri
 		if stage == Launch {
 			names = append(names, "execve", "tgkill", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self")
 			conds = append(conds,
-				c("clone", eq(0, SpawnCloneFlags)),
+				c("clone", eq(0, SpawnCloneFlags|SpawnNamespaceFlags)),
 				c("arch_prctl", eq(0, archSetFS)),
 				c("prctl", eq(0, unix.PR_SET_DUMPABLE), eq(1, 0)),
 				c("prctl", eq(0, unix.PR_SET_NO_NEW_PRIVS), eq(1, 1)),

@@ -69,6 +69,8 @@ func TestStagesComposeToWhole(t *testing.T) {
 		unix.CLONE_THREAD | unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND | unix.CLONE_SYSVSEM,
 		unix.CLONE_THREAD | unix.CLONE_NEWUSER, uint64(unix.SIGCHLD), unix.CLONE_VM | unix.CLONE_VFORK | uint64(unix.SIGCHLD),
 		SpawnCloneFlags, SpawnCloneFlags | unix.CLONE_NEWPID, SpawnCloneFlags | unix.CLONE_THREAD,
+		SpawnCloneFlags | SpawnNamespaceFlags, SpawnCloneFlags | SpawnNamespaceFlags | unix.CLONE_NEWUSER,
+		SpawnCloneFlags | SpawnNamespaceFlags | unix.CLONE_NEWNET, SpawnNamespaceFlags | unix.CLONE_VM | uint64(unix.SIGCHLD),
 		unix.PROT_READ | unix.PROT_WRITE, unix.PROT_READ | unix.PROT_EXEC,
 		unix.PR_SET_DUMPABLE, unix.PR_GET_DUMPABLE, unix.PR_SET_PDEATHSIG, unix.PR_SET_NO_NEW_PRIVS, unix.PR_GET_SECCOMP,
 		unix.F_GETFD, unix.F_SETFD, unix.F_SETOWN, unix.F_ADD_SEALS, unix.F_GET_SEALS,
@@ -159,7 +161,7 @@ func TestLaunchAllowsSpawning(t *testing.T) {
 			args [6]uint64
 		}{
 			{"execve", [6]uint64{}},
-			{"clone", [6]uint64{SpawnCloneFlags}},
+			{"clone", [6]uint64{SpawnCloneFlags | SpawnNamespaceFlags}},
 			{"prctl", [6]uint64{unix.PR_SET_PDEATHSIG, uint64(unix.SIGKILL)}},
 			{"tgkill", [6]uint64{2, 3}},
 			{"prctl", [6]uint64{unix.PR_SET_DUMPABLE, 0}},
@@ -176,6 +178,29 @@ func TestLaunchAllowsSpawning(t *testing.T) {
 			}
 			if r := run(t, finish, uint32(info.ID), nr, c.args); r != 0x00050000|1 {
 				t.Errorf("%s: finish answers %s(%#x) with %#x, want EPERM", goarch, c.name, c.args, r)
+			}
+		}
+	}
+}
+
+// TestLaunchCloneRule: besides new threads, Launch allows clone with exactly the spawner's
+// flags: no fork of the spawner itself, no new user or network namespace, nothing outside
+// CLONE_PARENT.
+func TestLaunchCloneRule(t *testing.T) {
+	spawn := SpawnCloneFlags | SpawnNamespaceFlags
+	for _, goarch := range Arches {
+		info, _ := arch.GetInfo(goarch)
+		vm := newVM(t, goarch, Launch, 1)
+		flags := []uint64{spawn, SpawnCloneFlags, spawn | unix.CLONE_NEWUSER, spawn | unix.CLONE_NEWNET,
+			spawn &^ unix.CLONE_PARENT, spawn &^ unix.CLONE_NEWPID, spawn | unix.CLONE_FILES, 1<<32 | spawn,
+			uint64(unix.SIGCHLD), unix.CLONE_VM | unix.CLONE_VFORK | uint64(unix.SIGCHLD) | SpawnNamespaceFlags}
+		for _, f := range flags {
+			want := uint32(0x00050001)
+			if f == spawn {
+				want = 0x7fff0000
+			}
+			if got := run(t, vm, uint32(info.ID), info.SyscallNames["clone"], [6]uint64{f}); got != want {
+				t.Errorf("%s: launch answers clone(%#x) with %#x, want %#x", goarch, f, got, want)
 			}
 		}
 	}

@@ -1,0 +1,296 @@
+//go:build linux
+
+package sim_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asylo-go/asylo/backend/sim"
+	"github.com/asylo-go/asylo/host"
+	"github.com/asylo-go/asylo/internal/enclavetest"
+	"github.com/asylo-go/asylo/internal/sandbox"
+)
+
+// waitPrestarted waits for be's prestarted process or spawner other than not and returns its pid.
+func waitPrestarted(t *testing.T, be *sim.Backend, not int) int {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if pid := sim.PrestartedPid(be); pid != 0 && pid != not {
+			return pid
+		}
+	}
+	t.Fatal("no process prestarted")
+	return 0
+}
+
+func nsLink(t *testing.T, pid int, ns string) string {
+	t.Helper()
+	l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestPrestartSpawner: where the sandbox has a user namespace, Prestart keeps one spawner that
+// starts every enclave (loads at once included) as the host's child, pid 1 of namespaces of its
+// own, without capabilities; enclaves outlive it, and a load after its death starts directly
+// while the back-end prepares another.
+func TestPrestartSpawner(t *testing.T) {
+	attr, warns := sandbox.ProcAttr()
+	for _, w := range warns {
+		t.Log(w) // TestUnprivilegedHost looks for "user namespace left out"
+	}
+	if attr.Cloneflags&syscall.CLONE_NEWUSER == 0 || attr.Cloneflags&sandbox.SpawnNamespaceFlags != sandbox.SpawnNamespaceFlags {
+		t.Skip("no user namespace or not every namespace here: Prestart uses exec mode (TestPrestart/exec)")
+	}
+	ctx := context.Background()
+	path := testEnclave(t)
+	be := sim.New(sim.Prestart())
+	defer be.Close()
+	spawner := waitPrestarted(t, be, 0)
+	const n = 4
+	encs := make([]*host.Enclave, n)
+	var wg sync.WaitGroup
+	for i := range encs {
+		wg.Go(func() {
+			e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			encs[i] = e
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	if got := sim.PrestartedPid(be); got != spawner {
+		t.Fatalf("spawner %d replaced by %d after %d loads", spawner, got, n)
+	}
+	seen := map[string]int{}
+	for _, e := range encs {
+		pid, _ := e.Process()
+		if pid == spawner {
+			t.Fatalf("enclave runs in the spawner %d itself", pid)
+		}
+		if ppid := statusField(t, pid, "PPid:"); ppid[0] != os.Getpid() {
+			t.Errorf("enclave %d's parent is %d, want the host %d", pid, ppid[0], os.Getpid())
+		}
+		if nspid := statusField(t, pid, "NSpid:"); nspid[len(nspid)-1] != 1 {
+			t.Errorf("enclave %d is pid %d in its pid namespace, want 1", pid, nspid[len(nspid)-1])
+		}
+		for _, ns := range []string{"user", "net"} {
+			if got, want := nsLink(t, pid, ns), nsLink(t, spawner, ns); got != want {
+				t.Errorf("enclave %d in %s namespace %s, the spawner in %s", pid, ns, got, want)
+			}
+		}
+		// Its own pid, mount, IPC, UTS and cgroup namespaces: not the spawner's, nor another
+		// enclave's.
+		for _, ns := range []string{"pid", "mnt", "ipc", "uts", "cgroup"} {
+			l := nsLink(t, pid, ns)
+			if l == nsLink(t, spawner, ns) {
+				t.Errorf("enclave %d shares the spawner's %s namespace", pid, ns)
+			}
+			if other, dup := seen[l]; dup {
+				t.Errorf("enclaves %d and %d share %s", other, pid, l)
+			}
+			seen[l] = pid
+		}
+		checkIsolated(t, e)
+	}
+	probeRefusesAll(t, encs[0])
+
+	// The spawner dies: its enclaves go on, the next load starts directly, and a new spawner
+	// serves the loads after it.
+	if err := syscall.Kill(spawner, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !exitedNoReap(spawner); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("spawner did not die")
+		}
+	}
+	for _, e := range encs {
+		if got, err := e.Call(ctx, "echo", []byte("alive")); err != nil || string(got) != "alive" {
+			t.Fatalf("enclave after its spawner died: %q, %v", got, err)
+		}
+	}
+	direct, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Destroy(ctx, nil)
+	if got, err := direct.Call(ctx, "echo", []byte("x")); err != nil || string(got) != "x" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	next := waitPrestarted(t, be, spawner)
+	e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx, nil)
+	pid, _ := e.Process()
+	nextNS := nsLink(t, next, "user")
+	if nsLink(t, pid, "user") != nextNS {
+		t.Errorf("enclave %d not started by the new spawner %d", pid, next)
+	}
+
+	// A spawner that dies with a request unread started nothing (its socket says so with
+	// ECONNRESET): the load starts the enclave directly instead of failing.
+	if err := syscall.Kill(next, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	type loaded struct {
+		e   *host.Enclave
+		err error
+	}
+	got := make(chan loaded, 1)
+	go func() {
+		e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true})
+		got <- loaded{e, err}
+	}()
+	time.Sleep(100 * time.Millisecond) // the request is sent, and waits in the stopped spawner's socket
+	if err := syscall.Kill(next, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	l := <-got
+	if l.err != nil {
+		t.Fatalf("load while the spawner died: %v", l.err)
+	}
+	defer l.e.Destroy(ctx, nil)
+	if pid, _ := l.e.Process(); nsLink(t, pid, "user") == nextNS {
+		t.Errorf("enclave %d started by the spawner that died", pid)
+	}
+	if got, err := l.e.Call(ctx, "echo", []byte("y")); err != nil || string(got) != "y" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	for _, e := range encs {
+		if err := e.Destroy(ctx, nil); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// exitedNoReap reports whether the process pid (not a child of this one) has ended: every thread
+// gone but the zombie leader (which shows as a zombie while its other threads still exit).
+func exitedNoReap(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) S ...: the state follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || (s[i+2] == 'Z' || s[i+2] == 'X') && len(tasks) <= 1
+}
+
+// TestEnclaveOutlivesLoadingThread: an enclave's parent-death signal is tied to the thread that
+// created it, and the Go runtime ends a thread whose locked goroutine exits. Loads must not
+// leave enclaves at the mercy of the host goroutine that made them.
+func TestEnclaveOutlivesLoadingThread(t *testing.T) {
+	ctx := context.Background()
+	path := testEnclave(t)
+	for name, be := range map[string]*sim.Backend{"direct": sim.New(), "prestart": sim.New(sim.Prestart())} {
+		t.Run(name, func(t *testing.T) {
+			defer be.Close()
+			if name == "prestart" {
+				waitPrestarted(t, be, 0)
+			}
+			loaded := make(chan *host.Enclave, 1)
+			go func() {
+				runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+				e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true})
+				if err != nil {
+					t.Error(err)
+				}
+				loaded <- e
+			}()
+			e := <-loaded
+			if e == nil {
+				t.FailNow()
+			}
+			defer e.Destroy(ctx, nil)
+			time.Sleep(50 * time.Millisecond) // the goroutine returns and its thread exits
+			if got, err := e.Call(ctx, "echo", []byte("still here")); err != nil || string(got) != "still here" {
+				t.Fatalf("enclave after its loading thread ended: %q, %v", got, err)
+			}
+		})
+	}
+}
+
+// TestUnprivilegedHost runs the tests of prestarting and of enclaves' lifetimes again in a host
+// that is not root, as most developers' are: every enclave then needs a user namespace, and
+// Prestart a spawner in one. CI runs as root, so without this the unprivileged path would go
+// untested.
+func TestUnprivilegedHost(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("already unprivileged: the other tests cover this host")
+	}
+	const uid = 4242 // not 65534: the host and its enclaves must be different users
+	dir, err := os.MkdirTemp("", "asylo-sim-unprivileged-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	// The other user cannot build enclaves (enclavetest.EnvPrebuilt).
+	bin := filepath.Join(dir, "sim.test")
+	for src, dst := range map[string]string{os.Args[0]: bin, testEnclave(t): filepath.Join(dir, "testenclave.enclave")} {
+		if err := copyExecutable(src, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	tests := []string{"TestPrestartSpawner", "TestEnclaveOutlivesLoadingThread", "TestNamespacesAndCredentials", "TestEnclaveDiesWithHost"}
+	cmd := exec.CommandContext(ctx, bin, "-test.run=^("+strings.Join(tests, "|")+")$", "-test.v", "-test.count=1")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), enclavetest.EnvPrebuilt+"="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if strings.Contains(string(out), "user namespace left out") {
+		t.Skipf("uid %d cannot create user namespaces on this machine:\n%s", uid, out)
+	}
+	if err != nil {
+		t.Fatalf("tests as uid %d: %v\n%s", uid, err, out)
+	}
+	for _, name := range tests {
+		if !strings.Contains(string(out), "--- PASS: "+name+" ") {
+			t.Errorf("tests as uid %d: %s did not pass:\n%s", uid, name, out)
+		}
+	}
+}
+
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
