@@ -35,16 +35,20 @@ func Switchless() Option { return func(b *Backend) { b.switchless = true } }
 // debugging the sandbox itself; an enclave started this way can do anything its user can.
 func InsecureNoSandbox() Option { return func(b *Backend) { b.noSandbox = true } }
 
-// Prestart keeps one sandboxed process ready for the next enclave, in its new namespaces, so
-// that a load does not wait for them to be created (about 1.5 ms of a 4 ms load on a small VM).
-// New starts preparing the first (a load that comes before it is ready starts directly); every
-// load starts preparing the next. The waiting process is this program executed again, idle until
-// used (docs/sandbox.md, "Prestarted processes"); Close ends it. Ignored with
-// InsecureNoSandbox.
+// Prestart keeps one sandboxed process ready, in the sandbox's user namespace, so that a load
+// does not wait for the namespaces to be created and half the sandbox to be applied. Where the
+// sandbox has a user namespace it is a spawner that starts every enclave of the Backend, each in
+// pid, mount, IPC, UTS and cgroup namespaces of its own (sharing the spawner's user and network
+// namespaces); elsewhere it is used up by one load, and the next is prepared after it. New
+// starts preparing it (a load that comes before it is ready starts directly). It is this
+// program executed again, idle between loads (docs/sandbox.md, "Prestarted processes"); Close
+// ends it, and enclaves it started keep running. Ignored with InsecureNoSandbox.
 //
-// It helps hosts that are not root. A root host starts enclaves directly about as fast without
-// it (docs/sandbox.md §1), and each prestarted process costs a copy of the host's page tables
-// (~27 ms of CPU per load for a host that has touched 512 MiB; docs/sandbox.md §1).
+// It is for hosts that are not root: their direct loads need a user namespace each, which
+// costs a copy of the host's page tables per load (a trivial enclave loads in ~2.9× a trivial
+// program's start, ~17× for a host that has touched 512 MiB), against ~1.65× with Prestart
+// whatever the heap. A root host starts enclaves directly about as fast without it
+// (docs/sandbox.md §1).
 func Prestart() Option { return func(b *Backend) { b.prestart = true } }
 
 // WithPlatform names the software platform that signs the enclaves' attestation evidence. By
