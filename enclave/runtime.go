@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/asylo-go/asylo/identity"
+	"github.com/asylo-go/asylo/internal/blocksock"
 	"github.com/asylo-go/asylo/internal/wire"
 	"github.com/asylo-go/asylo/seal"
 )
@@ -106,6 +107,11 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, app Application, opts ...
 		readErr:   make(chan error, 1),
 		closed:    make(chan struct{}),
 		done:      make(chan struct{}),
+	}
+	if _, ok := rw.(*blocksock.Conn); ok {
+		// A writer parked on the write lock would need a thread wake-up and a P, which the
+		// reader asleep in read(2) may be holding (docs/benchmarks.md, session 10).
+		s.conn.CombineWrites()
 	}
 	s.watch.kick = make(chan struct{}, 1)
 	s.baseCtx = context.WithValue(ctx, serverKey{}, s)

@@ -155,7 +155,31 @@ type Conn struct {
 
 	// Frames read and written whole, counted for the attention channel (docs/wire.md).
 	nread, nwritten atomic.Uint64
+
+	// Write combining (CombineWrites): a small frame whose writer finds the write lock taken
+	// waits in pend, and the holder writes it before releasing the lock. pmu guards pend, pendN
+	// and werr, and the release of a combining Conn's lock.
+	combine bool
+	pmu     sync.Mutex
+	pend    []byte // whole frames
+	pendN   uint64 // frames in pend
+	spare   []byte // the holder's: the buffer pend had before, for the next swap
+	werr    error  // a combined write failed: the stream is broken
 }
+
+// maxPending bounds the frames waiting for the holder of the write lock (CombineWrites); a writer
+// that would exceed it waits for the lock instead, so that a peer that stops reading still holds
+// writers back.
+const maxPending = 256 << 10
+
+// CombineWrites makes a writer of a small frame (up to 32 KiB) that finds another writing leave
+// its frame to that one instead of waiting for the lock, which the holder writes, with any
+// others waiting, in one system call before it releases the lock. Such a WriteFrame or
+// WriteResult returns before its frame is written; it fails only if an earlier combined write
+// failed, and FramesWritten counts its frame once it is written. For a stream written with
+// blocking system calls (internal/blocksock), where a parked writer holds up nothing but needs
+// a thread wake-up and a P to write (docs/benchmarks.md, session 10). Call it before any write.
+func (c *Conn) CombineWrites() { c.combine = true }
 
 // NewConn wraps rw. maxRecv bounds the body of every received frame; 0 means DefaultMaxBody.
 func NewConn(rw io.ReadWriteCloser, maxRecv int) *Conn {
@@ -180,7 +204,8 @@ func (c *Conn) Buffered() int { return c.br.Buffered() }
 func (c *Conn) FramesRead() uint64 { return c.nread.Load() }
 
 // FramesWritten is the number of frames WriteFrame has written whole. Once a WriteFrame has
-// returned, FramesWritten counts its frame and every frame written before it.
+// returned, FramesWritten counts its frame and every frame written before it (with
+// CombineWrites, once its frame is written).
 func (c *Conn) FramesWritten() uint64 { return c.nwritten.Load() }
 
 // Close closes the underlying stream; a blocked ReadFrame returns an error.
@@ -291,9 +316,12 @@ func (c *Conn) WriteFrame(kind Kind, id uint64, parts ...[]byte) error {
 		return fmt.Errorf("%w: %v body of %d bytes", ErrTooLarge, kind, n)
 	}
 	if !c.tryLock() {
+		if ok, err := c.leave(kind, id, n, parts); ok {
+			return err
+		}
 		c.wl.lock(nil)
 	}
-	defer c.wl.unlock()
+	defer c.release()
 	err := c.write(kind, id, n, parts)
 	if err == nil {
 		c.nwritten.Add(1)
@@ -308,9 +336,14 @@ func (c *Conn) WriteResult(kind Kind, id uint64, st Status, body []byte) error {
 		return fmt.Errorf("%w: %v body of %d bytes", ErrTooLarge, kind, 2+len(body))
 	}
 	if !c.tryLock() {
+		var st2 [2]byte
+		binary.LittleEndian.PutUint16(st2[:], uint16(st))
+		if ok, err := c.leave(kind, id, 2+len(body), [][]byte{st2[:], body}); ok {
+			return err
+		}
 		c.wl.lock(nil)
 	}
-	defer c.wl.unlock()
+	defer c.release()
 	binary.LittleEndian.PutUint16(c.wst[:], uint16(st))
 	err := c.write(kind, id, 2+len(body), [][]byte{c.wst[:], body})
 	if err == nil {
@@ -341,7 +374,7 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 		return false, ctx.Err()
 	}
 	if err := ctx.Err(); err != nil {
-		c.wl.unlock()
+		c.release()
 		return false, err
 	}
 	// A small frame that fits the stream's buffer at once needs no interruption (an AfterFunc
@@ -356,10 +389,10 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 			switch {
 			case err == nil && m == len(small):
 				c.nwritten.Add(1)
-				c.wl.unlock()
+				c.release()
 				return true, nil
 			case err != nil:
-				c.wl.unlock()
+				c.release()
 				return m > 0, err
 			}
 			pre = m
@@ -410,13 +443,13 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 	switch {
 	case err == nil:
 		c.nwritten.Add(1)
-		c.wl.unlock()
+		c.release()
 		return true, nil
 	case !fired || !errors.Is(err, os.ErrDeadlineExceeded):
-		c.wl.unlock()
+		c.release()
 		return wrote > 0, err
 	case wrote == 0:
-		c.wl.unlock()
+		c.release()
 		return false, ctx.Err()
 	}
 	go func() {
@@ -429,7 +462,7 @@ func (c *Conn) WriteFrameContext(ctx context.Context, kind Kind, id uint64, part
 		if err == nil {
 			c.nwritten.Add(1)
 		}
-		c.wl.unlock()
+		c.release()
 	}()
 	return true, ctx.Err()
 }
@@ -493,11 +526,76 @@ func (l *writeLock) unlock() {
 	// Swap, not Store: a read-modify-write orders the release before the load of waiters in
 	// every build (under the race detector a Store is only a release, as internal/shm notes).
 	l.held.Swap(false)
+	l.wakeWaiter()
+}
+
+// wakeWaiter leaves a token for a waiter, if any, after a release.
+func (l *writeLock) wakeWaiter() {
 	if l.waiters.Load() > 0 {
 		select {
 		case l.wake <- struct{}{}:
 		default: // a token is there already
 		}
+	}
+}
+
+// leave appends the frame to those the holder of the write lock will write (CombineWrites). It
+// reports false if the Conn does not combine, the frame is large, too much is waiting already,
+// or the lock is free by now: the caller then takes the lock.
+func (c *Conn) leave(kind Kind, id uint64, n int, parts [][]byte) (bool, error) {
+	if !c.combine || n > smallWrite {
+		return false, nil
+	}
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if c.werr != nil {
+		return true, c.werr
+	}
+	// The holder releases the lock under pmu once pend is empty: while it is held here, the
+	// holder (this one or a later one) will see this frame.
+	if !c.wl.held.Load() || len(c.pend)+HeaderSize+n > maxPending {
+		return false, nil
+	}
+	var h [HeaderSize]byte
+	PutHeader(h[:], kind, id, n)
+	c.pend = append(c.pend, h[:]...)
+	for _, p := range parts {
+		c.pend = append(c.pend, p...)
+	}
+	c.pendN++
+	return true, nil
+}
+
+// release releases the write lock, after writing the frames left to this holder
+// (CombineWrites).
+func (c *Conn) release() {
+	if !c.combine {
+		c.wl.unlock()
+		return
+	}
+	for {
+		c.pmu.Lock()
+		if len(c.pend) == 0 {
+			c.wl.held.Swap(false)
+			c.pmu.Unlock()
+			c.wl.wakeWaiter()
+			return
+		}
+		buf, n := c.pend, c.pendN
+		c.pend, c.pendN = c.spare[:0], 0
+		c.pmu.Unlock()
+		_, err := c.rw.Write(buf)
+		if err != nil {
+			c.pmu.Lock()
+			c.werr = fmt.Errorf("wire: writing %d combined frames: %w", n, err)
+			c.pmu.Unlock()
+		} else {
+			c.nwritten.Add(n)
+		}
+		if cap(buf) > 2*smallWrite {
+			buf = nil // a burst's buffer is not kept
+		}
+		c.spare = buf[:0]
 	}
 }
 
