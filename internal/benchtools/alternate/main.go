@@ -9,6 +9,14 @@
 // in its own source tree, because the sim benchmarks build their enclaves from the tree they were
 // compiled in. For each benchmark and metric it prints the median of each build and their ratio,
 // and the raw lines with -v.
+//
+// With -pair A,B it compares two benchmarks of the working tree's build instead, each run in a
+// process of its own, in alternation:
+//
+//	go run ./internal/benchtools/alternate -pair 'Call64/sim$,Call64/floor-blocking$' -benchtime 100000x -n 12 ./backend/sim
+//
+// A ratio benchmark that alternates the two in one process (blocks of calls) lets each disturb
+// the other through the process they share; this does not (docs/benchmarks.md, session 10).
 package main
 
 import (
@@ -31,16 +39,24 @@ func main() {
 	benchtime := flag.String("benchtime", "", "-test.benchtime for every run (default: go test's)")
 	n := flag.Int("n", 6, "runs of each build")
 	verbose := flag.Bool("v", false, "print every result line")
+	pair := flag.String("pair", "", "A,B: compare benchmarks A and B of the working tree (regexps) instead of two builds")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: alternate -bench REGEXP [-base REV] [-n RUNS] [-benchtime T] [-v] PACKAGE")
+		fmt.Fprintln(os.Stderr, "usage: alternate (-bench REGEXP [-base REV] | -pair A,B) [-n RUNS] [-benchtime T] [-v] PACKAGE")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() != 1 || *bench == "" || *n < 1 {
+	a, b, isPair := strings.Cut(*pair, ",")
+	if flag.NArg() != 1 || (*bench == "") == (*pair == "") || (*pair != "" && (!isPair || a == "" || b == "")) || *n < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*base, flag.Arg(0), *bench, *benchtime, *n, *verbose); err != nil {
+	var err error
+	if *pair != "" {
+		err = runPair(flag.Arg(0), a, b, *benchtime, *n, *verbose)
+	} else {
+		err = run(*base, flag.Arg(0), *bench, *benchtime, *n, *verbose)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "alternate:", err)
 		os.Exit(1)
 	}
@@ -128,6 +144,93 @@ func run(base, pkg, bench, benchtime string, n int, verbose bool) error {
 			fmt.Printf("  %-18s base %12.4g (%.4g-%.4g)  new %12.4g (%.4g-%.4g)  new/base %.3f\n",
 				u, mb, slices.Min(r[0]), slices.Max(r[0]), mn, slices.Min(r[1]), slices.Max(r[1]), mn/mb)
 		}
+	}
+	return nil
+}
+
+// runPair runs benchmarks a and b of the working tree's build alternately, each in its own
+// process, and prints each metric's medians and their ratio a/b.
+func runPair(pkg, a, b, benchtime string, n int, verbose bool) error {
+	root, err := output("git", "rev-parse", "--show-toplevel")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "alternate-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "pkg.test")
+	cmd := exec.Command("go", "test", "-c", "-o", bin, pkg)
+	cmd.Dir, cmd.Stderr = root, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("building the test binary: %w", err)
+	}
+	// results[metric][side] = values; names[side] = the benchmark each matched
+	results := map[string][2][]float64{}
+	var names [2]string
+	var perRound []float64 // a/b of ns/op, round by round
+	for i := range n {
+		var ns [2]float64
+		for side, re := range []string{a, b} {
+			args := []string{"-test.run", "^$", "-test.bench", re}
+			if benchtime != "" {
+				args = append(args, "-test.benchtime", benchtime)
+			}
+			cmd := exec.Command(bin, args...)
+			cmd.Dir = filepath.Join(root, pkg)
+			cmd.Stderr = os.Stderr
+			out, err := cmd.Output()
+			if err != nil {
+				return fmt.Errorf("run %d of %s: %w", i+1, re, err)
+			}
+			found := 0
+			sc := bufio.NewScanner(bytes.NewReader(out))
+			for sc.Scan() {
+				name, metrics, ok := parse(sc.Text())
+				if !ok {
+					continue
+				}
+				if found++; found > 1 || (names[side] != "" && names[side] != name) {
+					return fmt.Errorf("%q matches more than one benchmark (%s, %s)", re, names[side], name)
+				}
+				names[side] = name
+				if verbose {
+					fmt.Println(sc.Text())
+				}
+				for unit, v := range metrics {
+					r := results[unit]
+					r[side] = append(r[side], v)
+					results[unit] = r
+				}
+				ns[side] = metrics["ns/op"]
+			}
+			if found == 0 {
+				return fmt.Errorf("%q matches no benchmark", re)
+			}
+		}
+		if ns[1] > 0 {
+			perRound = append(perRound, ns[0]/ns[1])
+		}
+	}
+	fmt.Printf("%d alternating runs, each in its own process; medians (range)\n", n)
+	fmt.Printf("a: %s\nb: %s\n", names[0], names[1])
+	units := make([]string, 0, len(results))
+	for u := range results {
+		units = append(units, u)
+	}
+	sort.Strings(units)
+	for _, u := range units {
+		r := results[u]
+		if len(r[0]) == 0 || len(r[1]) == 0 {
+			continue
+		}
+		ma, mb := median(r[0]), median(r[1])
+		fmt.Printf("  %-18s a %12.4g (%.4g-%.4g)  b %12.4g (%.4g-%.4g)  a/b %.3f\n",
+			u, ma, slices.Min(r[0]), slices.Max(r[0]), mb, slices.Min(r[1]), slices.Max(r[1]), ma/mb)
+	}
+	if len(perRound) > 0 {
+		fmt.Printf("  ns/op a/b round by round: median %.3f (%.3f-%.3f)\n", median(perRound), slices.Min(perRound), slices.Max(perRound))
 	}
 	return nil
 }
