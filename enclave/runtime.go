@@ -117,6 +117,12 @@ func Serve(ctx context.Context, rw io.ReadWriteCloser, app Application, opts ...
 	s.baseCtx = context.WithValue(ctx, serverKey{}, s)
 	s.logger = slog.New(&logHandler{s: s, level: slog.LevelInfo})
 	err := s.serve()
+	if err == nil {
+		// After FINALIZE's RESULT, which may wait among the frames left to another writer
+		// (CombineWrites): they go out before the channel closes. On an error the channel is
+		// broken or the host misbehaved, and nothing waits for it.
+		s.conn.Flush()
+	}
 	s.conn.Close()
 	if o.attention != nil {
 		o.attention.Close()

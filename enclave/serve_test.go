@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/asylo-go/asylo/enclave"
+	"github.com/asylo-go/asylo/internal/blocksock"
 	"github.com/asylo-go/asylo/internal/wire"
 )
 
@@ -424,5 +425,83 @@ func TestAttentionMalformedFallsBack(t *testing.T) {
 	h.send(wire.KindCancel, 2)
 	if st, _ := h.result(2); st != wire.StatusCanceled {
 		t.Fatalf("cancelled blocked call: %v", st)
+	}
+}
+
+// chattyApp logs from a goroutine of its own, without pause, from Initialize until Finalize.
+type chattyApp struct {
+	nopApp
+	stop chan struct{}
+}
+
+func (a *chattyApp) Initialize(ctx context.Context, _ []byte) error {
+	log := enclave.Logger(ctx)
+	go func() {
+		for {
+			select {
+			case <-a.stop:
+				return
+			default:
+				log.Info("busy")
+			}
+		}
+	}()
+	return nil
+}
+
+func (a *chattyApp) Finalize(context.Context, []byte) error {
+	close(a.stop)
+	return nil
+}
+
+// TestFinalizeResultOutlivesCombining: on the enclave's blocking socket a writer that finds
+// another writing leaves its frame to it (wire.Conn.CombineWrites). FINALIZE's RESULT, left so
+// while the host is slow to read the logs of a busy goroutine, must still reach the host before
+// the runtime closes the channel.
+func TestFinalizeResultOutlivesCombining(t *testing.T) {
+	hostEnd, encEnd := socketPair(t, unix.SOCK_STREAM)
+	f, err := encEnd.(*net.UnixConn).File()
+	encEnd.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, err := blocksock.New(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hostile{t: t, c: wire.NewConn(hostEnd, 0), raw: hostEnd, done: make(chan error, 1)}
+	t.Cleanup(func() { hostEnd.Close() })
+	go func() { h.done <- enclave.Serve(context.Background(), sock, &chattyApp{stop: make(chan struct{})}) }()
+	if f, err := h.c.ReadFrame(); err != nil || f.Kind != wire.KindHello {
+		t.Fatalf("first frame %v, %v", f.Kind, err)
+	}
+	h.send(wire.KindInit, 1, wire.AppendInit(nil, wire.InitParams{Name: "x"}))
+	time.Sleep(200 * time.Millisecond) // not reading: the logger's writes fill the socket and block
+	h.send(wire.KindFinalize, 2, wire.AppendRequestHeader(nil, wire.KindFinalize, 0, ""))
+	hostEnd.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var results []uint64
+	logs := 0
+	for {
+		f, err := h.c.ReadFrame()
+		if err != nil {
+			if len(results) != 2 || results[1] != 2 {
+				t.Fatalf("after %d LOG frames and RESULTs %v: %v (Serve: %v); want the RESULT of FINALIZE (2)", logs, results, err, h.ended())
+			}
+			break
+		}
+		switch f.Kind {
+		case wire.KindLog:
+			logs++
+		case wire.KindResult:
+			results = append(results, f.ID)
+		}
+	}
+	if err := h.ended(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -224,3 +224,31 @@ func TestCombineWritesConcurrent(t *testing.T) {
 		t.Errorf("FramesWritten %d, want %d", n, writers*each)
 	}
 }
+
+// TestCombineWritesFlush: Flush returns once the frames left to the holder are written.
+func TestCombineWritesFlush(t *testing.T) {
+	w := &gatedWriter{gate: make(chan struct{})}
+	c := NewConn(rwc{Writer: w}, 0)
+	c.CombineWrites()
+	go c.WriteFrame(KindLog, 0, []byte("holder"))
+	for !c.wl.held.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.WriteFrame(KindCall, 1, []byte("left")); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- c.Flush() }()
+	select {
+	case <-flushed:
+		t.Fatal("Flush returned before the left frame was written")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(w.gate)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if fs := w.frames(t); len(fs) != 2 || string(fs[1].Body) != "left" {
+		t.Fatalf("frames %v", fs)
+	}
+}

@@ -179,6 +179,8 @@ const maxPending = 256 << 10
 // failed, and FramesWritten counts its frame once it is written. For a stream written with
 // blocking system calls (internal/blocksock), where a parked writer holds up nothing but needs
 // a thread wake-up and a P to write (docs/benchmarks.md, session 10). Call it before any write.
+// A writer that ends the stream calls Flush first, or the frames left last may be lost.
+// WriteFrameContext on such a Conn may wait for the frames left to it after its context ends.
 func (c *Conn) CombineWrites() { c.combine = true }
 
 // NewConn wraps rw. maxRecv bounds the body of every received frame; 0 means DefaultMaxBody.
@@ -537,6 +539,20 @@ func (l *writeLock) wakeWaiter() {
 		default: // a token is there already
 		}
 	}
+}
+
+// Flush waits until every frame left to a holder of the write lock (CombineWrites) has been
+// written, and reports the error of a combined write that failed. It waits for the lock, so it
+// blocks while the peer does not read.
+func (c *Conn) Flush() error {
+	if !c.combine {
+		return nil
+	}
+	c.wl.lock(nil)
+	c.release()
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	return c.werr
 }
 
 // leave appends the frame to those the holder of the write lock will write (CombineWrites). It
