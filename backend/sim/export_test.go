@@ -15,8 +15,8 @@ func PrestartedPid(b *Backend) int {
 // FailPrestart makes every prestarted process started until the returned function is called
 // fail with reason.
 func FailPrestart(reason string) func() {
-	prestartEnv = []string{envPrestartFail + "=" + reason}
-	return func() { prestartEnv = nil }
+	prestartEnv.Store(&[]string{envPrestartFail + "=" + reason})
+	return func() { prestartEnv.Store(nil) }
 }
 
 // PrestartFailed reports whether the last attempt to prepare a process failed.
@@ -31,4 +31,11 @@ func PrestartFailed(b *Backend) bool {
 func PrestartExecOnly() func() {
 	prestartExecOnly = true
 	return func() { prestartExecOnly = false }
+}
+
+// SpawnerDiesAfterFork makes every spawner started until the returned function is called exit
+// after starting an enclave, before it reports the pid.
+func SpawnerDiesAfterFork() func() {
+	prestartEnv.Store(&[]string{envSpawnerDie + "=1"})
+	return func() { prestartEnv.Store(nil) }
 }

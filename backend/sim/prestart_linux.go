@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,8 +68,16 @@ const envPrestart = "ASYLO_SIM_PRESTART_FD"
 // the variable's value as the reason. Tests set it through prestartEnv; nothing else does.
 const envPrestartFail = "ASYLO_SIM_PRESTART_FAIL"
 
-// prestartEnv is added to a prestarted process's environment (tests only).
-var prestartEnv []string
+// prestartEnv is added to a prestarted process's environment (tests only, which may change it
+// while the back-end prepares a process in the background).
+var prestartEnv atomic.Pointer[[]string]
+
+// envSpawnerDie makes a spawner exit after starting an enclave, before it reports the pid. Tests
+// set it through prestartEnv; nothing else does.
+const envSpawnerDie = "ASYLO_SIM_SPAWNER_DIE_AFTER_FORK"
+
+// dieAfterFork is envSpawnerDie, read once.
+var dieAfterFork = os.Getenv(envSpawnerDie) != ""
 
 // envPrestartSpawn tells a prestarted process to be a spawner (spawn mode).
 const envPrestartSpawn = "ASYLO_SIM_PRESTART_SPAWN"
@@ -247,6 +256,9 @@ func serveSpawns(ctl int, buf, oob []byte) {
 		if err == nil {
 			pid, err = spawnEnclave(req, fds)
 			closeAll(fds) // the enclave has its own; the host must see them close when it ends
+			if err == nil && dieAfterFork {
+				os.Exit(3) // tests: a spawner killed between the fork and its answer
+			}
 		}
 		reply := []byte{'P', 0, 0, 0, 0, 0, 0, 0, 0}
 		if err != nil {
@@ -323,6 +335,10 @@ type prestarted struct {
 
 	mu   sync.Mutex // a spawner's requests, one at a time
 	lost bool       // the spawner failed: it is being ended
+
+	userNS string // a spawner's user namespace (/proc/<pid>/ns/user), which its enclaves share
+	pidsMu sync.Mutex
+	pids   map[int]bool // enclaves the spawner started and their Instance has not reaped
 }
 
 // prestartTimeout bounds how long a new prestarted process may take to report ready, and a
@@ -351,7 +367,10 @@ func startPrestarted() (*prestarted, error) {
 	ctl := c.(*net.UnixConn)
 	attr, _ := sandbox.ProcAttr() // the warnings are logged at each load
 	// One P: fewer threads (for exec to kill, in exec mode); the enclave gets its own environment.
-	env := append([]string{envPrestart + "=3", "GOMAXPROCS=1"}, prestartEnv...)
+	env := []string{envPrestart + "=3", "GOMAXPROCS=1"}
+	if extra := prestartEnv.Load(); extra != nil {
+		env = append(env, *extra...)
+	}
 	spawner := attr.Cloneflags&syscall.CLONE_NEWUSER != 0 &&
 		attr.Cloneflags&sandbox.SpawnNamespaceFlags == sandbox.SpawnNamespaceFlags && !prestartExecOnly
 	if spawner {
@@ -392,7 +411,15 @@ func startPrestarted() (*prestarted, error) {
 		cmd.Wait()
 		return nil, fmt.Errorf("prestarted process: %w", err)
 	}
-	return &prestarted{cmd: cmd, ctl: ctl, spawner: spawner}, nil
+	p := &prestarted{cmd: cmd, ctl: ctl, spawner: spawner}
+	if spawner {
+		p.pids = map[int]bool{}
+		if p.userNS, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid)); err != nil {
+			p.abandon()
+			return nil, fmt.Errorf("prestarted process: %w", err)
+		}
+	}
+	return p, nil
 }
 
 // errSpawnerLost: a spawner failed (died, answered nonsense or not in time). It is ended, and the
@@ -451,16 +478,24 @@ func (p *prestarted) launch(req prestartRequest, files []*os.File) (*os.Process,
 		return nil, nil, fmt.Errorf("%w (%w): %v", errNotSent, errSpawnerLost, err)
 	case err != nil:
 		p.abandon()
+		if n, ok := p.reapStrays(); ok && n == 0 {
+			// It died before it started anything (its request unread, though the kernel
+			// said EOF rather than ECONNRESET: it sets the two one after the other).
+			return nil, nil, fmt.Errorf("%w (%w): %v", errNotSent, errSpawnerLost, err)
+		}
 		return nil, nil, fmt.Errorf("%w: no answer: %v", errSpawnerLost, err)
 	case n > 1 && msg[0] == 'E':
+		p.reapStrays() // a child whose exec failed
 		return nil, nil, fmt.Errorf("sim: spawner: %s", strings.ToValidUTF8(string(msg[1:n]), "?"))
 	case n != 9 || msg[0] != 'P':
 		p.abandon()
+		p.reapStrays()
 		return nil, nil, fmt.Errorf("%w: unexpected answer %q", errSpawnerLost, msg[:n])
 	}
 	pid := binary.LittleEndian.Uint64(msg[1:9])
 	if pid == 0 || pid > 1<<22 {
 		p.abandon()
+		p.reapStrays()
 		return nil, nil, fmt.Errorf("%w: reported pid %d", errSpawnerLost, pid)
 	}
 	// The enclave is this process's child (CLONE_PARENT), and nobody else reaps it: its pid
@@ -469,14 +504,67 @@ func (p *prestarted) launch(req prestartRequest, files []*os.File) (*os.Process,
 	if err != nil {
 		return nil, nil, err
 	}
+	p.pidsMu.Lock()
+	p.pids[int(pid)] = true
+	p.pidsMu.Unlock()
 	wait := func() error {
 		st, err := proc.Wait()
+		p.pidsMu.Lock()
+		delete(p.pids, int(pid))
+		p.pidsMu.Unlock()
 		if err == nil && !st.Success() {
 			err = &exec.ExitError{ProcessState: st}
 		}
 		return err
 	}
 	return proc, wait, nil
+}
+
+// reapStrays kills and reaps what a failed request may have left behind: this process's
+// children in the spawner's user namespace that are neither the spawner nor an enclave it
+// reported. Those are a child whose exec failed, which Go's ForkExec in the spawner cannot reap
+// (with CLONE_PARENT it is the host's child), or an enclave whose pid the spawner did not report
+// before it died. The caller holds p.mu, so no request is under way. It reports how many it
+// found, and false if it could not look (a kernel without /proc/<pid>/task/<tid>/children).
+func (p *prestarted) reapStrays() (n int, ok bool) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0, false
+	}
+	ok = true
+	for _, task := range tasks {
+		// Children per thread: with CLONE_PARENT, the thread that started the spawner.
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+		if err != nil {
+			if !os.IsNotExist(err) || task.Name() == strconv.Itoa(os.Getpid()) {
+				ok = false // CONFIG_PROC_CHILDREN is off, or the file cannot be read
+			}
+			continue // (a thread that has just exited)
+		}
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil || pid == p.cmd.Process.Pid {
+				continue
+			}
+			p.pidsMu.Lock()
+			known := p.pids[pid]
+			p.pidsMu.Unlock()
+			if known {
+				continue
+			}
+			if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid)); err != nil || ns != p.userNS {
+				continue // another's child (only this spawner makes processes in its namespace)
+			}
+			unix.Kill(pid, unix.SIGKILL)
+			for {
+				if _, err := unix.Wait4(pid, nil, 0, nil); err != unix.EINTR {
+					break
+				}
+			}
+			n++
+		}
+	}
+	return n, ok
 }
 
 // abandon ends the process; a spawner's caller holds p.mu (or nobody else can have p).
@@ -521,7 +609,7 @@ func (pp *prestartPool) take() (p *prestarted, failed error) {
 		failed, pp.reported = pp.lastErr, pp.lastErr
 	}
 	pp.mu.Unlock()
-	if p != nil && p.cmd.ProcessState == nil && !exited(p.cmd.Process.Pid) {
+	if p != nil && p.alive() {
 		if !p.spawner {
 			time.AfterFunc(refillDelay, pp.refill)
 		}
@@ -533,6 +621,19 @@ func (pp *prestartPool) take() (p *prestarted, failed error) {
 	}
 	pp.refill()
 	return nil, failed
+}
+
+// alive reports whether p can take a request. A spawner may be ended meanwhile (abandon, under
+// p.mu); a process in exec mode is its taker's alone.
+func (p *prestarted) alive() bool {
+	if p.spawner {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.lost {
+			return false
+		}
+	}
+	return p.cmd.ProcessState == nil && !exited(p.cmd.Process.Pid)
 }
 
 // drop ends a spawner that died or failed a request, and starts preparing another.
@@ -660,7 +761,11 @@ func (i *instance) launchPrestarted(p *prestarted, spec backend.Spec, args, env 
 		if errors.Is(err, errSpawnerLost) || (p.spawner && errors.Is(err, errNotSent)) {
 			i.backend.prestarted.drop(p)
 		}
-		i.copies.Wait()
+		if errors.Is(err, errNotSent) {
+			i.copies.Wait() // nothing holds the pipes: done at once, before a direct start
+		}
+		// Otherwise an enclave may have started, and hold the pipes until the channel closes:
+		// the caller waits for the copies after closing its end.
 		return err
 	}
 	i.proc, i.waitProc = proc, wait

@@ -331,7 +331,9 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		}
 	}
 	if err != nil {
-		return fail(fmt.Errorf("starting enclave process: %w", err))
+		_, err = fail(fmt.Errorf("starting enclave process: %w", err))
+		in.copies.Wait() // a prestarted process's enclave that started ends with its channel
+		return nil, err
 	}
 	if sc != nil {
 		in.ch = &shmChannel{Conn: sc, sock: hostSock}
