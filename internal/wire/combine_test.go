@@ -53,17 +53,25 @@ func (w *gatedWriter) frames(t *testing.T) []Frame {
 	}
 }
 
-// TestCombineWrites: writers that find the lock taken leave their frames to the holder and
-// return at once; the holder writes them all in one system call before it releases the lock.
-func TestCombineWrites(t *testing.T) {
-	w := &gatedWriter{gate: make(chan struct{})}
-	c := NewConn(rwc{Writer: w}, 0)
+// heldConn returns a combining Conn over a gated writer whose lock a writer of a LOG frame
+// "holder" holds, stuck in its write until the gate opens; holder receives that write's error.
+func heldConn(t *testing.T) (c *Conn, w *gatedWriter, holder <-chan error) {
+	t.Helper()
+	w = &gatedWriter{gate: make(chan struct{})}
+	c = NewConn(rwc{Writer: w}, 0)
 	c.CombineWrites()
-	holderDone := make(chan error, 1)
-	go func() { holderDone <- c.WriteFrame(KindLog, 0, []byte("holder")) }()
+	done := make(chan error, 1)
+	go func() { done <- c.WriteFrame(KindLog, 0, []byte("holder")) }()
 	for !c.wl.held.Load() {
 		time.Sleep(time.Millisecond)
 	}
+	return c, w, done
+}
+
+// TestCombineWrites: writers that find the lock taken leave their frames to the holder and
+// return at once; the holder writes them all in one system call before it releases the lock.
+func TestCombineWrites(t *testing.T) {
+	c, w, holderDone := heldConn(t)
 	// The holder is stuck in its write: these must not wait for it.
 	returned := make(chan error, 3)
 	go func() { returned <- c.WriteFrame(KindCall, 7, []byte("seven")) }()
@@ -118,13 +126,7 @@ func TestCombineWrites(t *testing.T) {
 // TestCombineWritesBounded: what waits for the holder is bounded; a writer beyond the bound, or
 // of a large frame, waits for the lock as without combining.
 func TestCombineWritesBounded(t *testing.T) {
-	w := &gatedWriter{gate: make(chan struct{})}
-	c := NewConn(rwc{Writer: w}, 0)
-	c.CombineWrites()
-	go c.WriteFrame(KindLog, 0, []byte("holder"))
-	for !c.wl.held.Load() {
-		time.Sleep(time.Millisecond)
-	}
+	c, w, _ := heldConn(t)
 	body := make([]byte, smallWrite)
 	left := 0
 	for ; (left+1)*(HeaderSize+smallWrite) <= maxPending; left++ {
@@ -153,14 +155,7 @@ func TestCombineWritesBounded(t *testing.T) {
 
 // TestCombineWritesError: a combined write that fails fails the writers after it.
 func TestCombineWritesError(t *testing.T) {
-	w := &gatedWriter{gate: make(chan struct{})}
-	c := NewConn(rwc{Writer: w}, 0)
-	c.CombineWrites()
-	done := make(chan error, 1)
-	go func() { done <- c.WriteFrame(KindLog, 0, []byte("holder")) }()
-	for !c.wl.held.Load() {
-		time.Sleep(time.Millisecond)
-	}
+	c, w, done := heldConn(t)
 	if err := c.WriteFrame(KindLog, 1, []byte("left")); err != nil {
 		t.Fatal(err)
 	}
@@ -227,13 +222,7 @@ func TestCombineWritesConcurrent(t *testing.T) {
 
 // TestCombineWritesFlush: Flush returns once the frames left to the holder are written.
 func TestCombineWritesFlush(t *testing.T) {
-	w := &gatedWriter{gate: make(chan struct{})}
-	c := NewConn(rwc{Writer: w}, 0)
-	c.CombineWrites()
-	go c.WriteFrame(KindLog, 0, []byte("holder"))
-	for !c.wl.held.Load() {
-		time.Sleep(time.Millisecond)
-	}
+	c, w, _ := heldConn(t)
 	if err := c.WriteFrame(KindCall, 1, []byte("left")); err != nil {
 		t.Fatal(err)
 	}

@@ -62,12 +62,17 @@ func main() {
 	}
 }
 
-func run(base, pkg, bench, benchtime string, n int, verbose bool) error {
-	root, err := output("git", "rev-parse", "--show-toplevel")
-	if err != nil {
-		return err
+// workspace returns the module's root and a new temporary directory.
+func workspace() (root, tmp string, err error) {
+	if root, err = output("git", "rev-parse", "--show-toplevel"); err != nil {
+		return "", "", err
 	}
-	tmp, err := os.MkdirTemp("", "alternate-")
+	tmp, err = os.MkdirTemp("", "alternate-")
+	return root, tmp, err
+}
+
+func run(base, pkg, bench, benchtime string, n int, verbose bool) error {
+	root, tmp, err := workspace()
 	if err != nil {
 		return err
 	}
@@ -151,11 +156,7 @@ func run(base, pkg, bench, benchtime string, n int, verbose bool) error {
 // runPair runs benchmarks a and b of the working tree's build alternately, each in its own
 // process, and prints each metric's medians and their ratio a/b.
 func runPair(pkg, a, b, benchtime string, n int, verbose bool) error {
-	root, err := output("git", "rev-parse", "--show-toplevel")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp("", "alternate-")
+	root, tmp, err := workspace()
 	if err != nil {
 		return err
 	}
