@@ -29,8 +29,8 @@ func PrestartFailed(b *Backend) bool {
 // PrestartExecOnly makes prestarted processes started until the returned function is called
 // use exec mode.
 func PrestartExecOnly() func() {
-	prestartExecOnly = true
-	return func() { prestartExecOnly = false }
+	prestartExecOnly.Store(true)
+	return func() { prestartExecOnly.Store(false) }
 }
 
 // SpawnerDiesAfterFork makes every spawner started until the returned function is called exit

@@ -84,7 +84,7 @@ const envPrestartSpawn = "ASYLO_SIM_PRESTART_SPAWN"
 
 // prestartExecOnly makes startPrestarted use exec mode even where spawn mode is possible
 // (tests only).
-var prestartExecOnly bool
+var prestartExecOnly atomic.Bool
 
 // prestartRequest is what the host sends a prestarted process, with the descriptors as
 // SCM_RIGHTS in the same message.
@@ -372,7 +372,7 @@ func startPrestarted() (*prestarted, error) {
 		env = append(env, *extra...)
 	}
 	spawner := attr.Cloneflags&syscall.CLONE_NEWUSER != 0 &&
-		attr.Cloneflags&sandbox.SpawnNamespaceFlags == sandbox.SpawnNamespaceFlags && !prestartExecOnly
+		attr.Cloneflags&sandbox.SpawnNamespaceFlags == sandbox.SpawnNamespaceFlags && !prestartExecOnly.Load()
 	if spawner {
 		attr.Cloneflags &^= syscall.CLONE_NEWPID
 		attr.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN} // in its own user namespace only
