@@ -188,17 +188,14 @@ func waitAndExec(ctl int) {
 }
 
 // receiveRequest reads one request and its descriptors (close-on-exec) from the control
-// socket: io.EOF once the host has closed it.
+// socket: io.EOF once the host has closed it, or if recvmsg fails.
 func receiveRequest(ctl int, buf, oob []byte) (req prestartRequest, fds []int, err error) {
 	n, oobn, flags, _, err := unix.Recvmsg(ctl, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	for err == unix.EINTR {
 		n, oobn, flags, _, err = unix.Recvmsg(ctl, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	}
-	if err != nil {
-		return req, nil, fmt.Errorf("recvmsg: %w", err)
-	}
-	if n == 0 && oobn == 0 {
-		return req, nil, io.EOF
+	if err != nil || (n == 0 && oobn == 0) {
+		return req, nil, io.EOF // the host went away (or the socket broke: nothing more comes)
 	}
 	msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
 	for _, m := range msgs {
