@@ -46,7 +46,7 @@ func InsecureNoSandbox() Option { return func(b *Backend) { b.noSandbox = true }
 //
 // It is for hosts that are not root: their direct loads need a user namespace each, which
 // costs a copy of the host's page tables per load (a trivial enclave loads in ~2.9× a trivial
-// program's start, ~17× for a host that has touched 512 MiB), against ~1.65× with Prestart
+// program's start, ~17× for a host that has touched 512 MiB), against ~1.67× with Prestart
 // whatever the heap. A root host starts enclaves directly about as fast without it
 // (docs/sandbox.md §1).
 func Prestart() Option { return func(b *Backend) { b.prestart = true } }
