@@ -39,3 +39,6 @@ func SpawnerDiesAfterFork() func() {
 	prestartEnv.Store(&[]string{envSpawnerDie + "=1"})
 	return func() { prestartEnv.Store(nil) }
 }
+
+// Exited reports whether the child pid has ended, without reaping it.
+func Exited(pid int) bool { return exited(pid) }

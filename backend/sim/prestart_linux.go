@@ -572,6 +572,15 @@ func (p *prestarted) abandon() {
 	p.cmd.Wait()
 }
 
+// end ends p unless that is under way (a spawner may be failing a request meanwhile).
+func (p *prestarted) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.lost {
+		p.abandon()
+	}
+}
+
 // refillDelay is how long after handing out its process (exec mode) the pool starts preparing the
 // next: long enough for the enclave that got it to start without competing for the CPU.
 const refillDelay = 20 * time.Millisecond
@@ -640,11 +649,7 @@ func (pp *prestartPool) drop(p *prestarted) {
 		pp.ready = nil
 	}
 	pp.mu.Unlock()
-	p.mu.Lock()
-	if !p.lost {
-		p.abandon()
-	}
-	p.mu.Unlock()
+	p.end()
 	pp.refill()
 }
 
@@ -683,11 +688,7 @@ func (pp *prestartPool) close() {
 	pp.ready = nil
 	pp.mu.Unlock()
 	if p != nil {
-		p.mu.Lock()
-		if !p.lost {
-			p.abandon()
-		}
-		p.mu.Unlock()
+		p.end()
 	}
 }
 

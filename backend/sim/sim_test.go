@@ -119,18 +119,8 @@ func testPrestart(t *testing.T, execMode bool) {
 	if err := e.Destroy(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	var ready int
-	for deadline := time.Now().Add(20 * time.Second); ready == 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-		ready = sim.PrestartedPid(be)
-	}
-	if ready == 0 {
-		t.Fatal("no process prestarted after the first load")
-	}
-	readyNS, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", ready))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ready := waitPrestarted(t, be, 0)
+	readyNS := nsLink(t, ready, "user")
 	// The waiting process is not traceable by other processes of the sandbox's uid.
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", ready)); err == nil {
 		var st syscall.Stat_t
@@ -262,13 +252,7 @@ func TestPrestartDynamicImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	first.Destroy(ctx, nil)
-	var ready int
-	for deadline := time.Now().Add(20 * time.Second); ready == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		ready = sim.PrestartedPid(be)
-	}
-	if ready == 0 {
-		t.Fatal("no process prestarted after the first load")
-	}
+	ready := waitPrestarted(t, be, 0)
 	e, err := host.Load(ctx, host.LoadConfig{Path: dyn, Backend: be, Debug: true})
 	if err != nil {
 		t.Fatal(err)
@@ -930,30 +914,20 @@ func statusField(t *testing.T, pid int, name string) []int {
 func TestBackendClose(t *testing.T) {
 	ctx := context.Background()
 	be := sim.New(sim.Prestart())
-	var ready int
-	for deadline := time.Now().Add(20 * time.Second); ready == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		ready = sim.PrestartedPid(be)
-	}
-	if ready == 0 {
-		t.Fatal("New(Prestart()) prepared no process before the first load")
-	}
+	waitPrestarted(t, be, 0) // New(Prestart()) prepares one before the first load
 	e, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Backend: be, Debug: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Destroy(ctx, nil)
-	// The load took the prepared process; wait for the next, then close.
-	var next int
-	for deadline := time.Now().Add(20 * time.Second); (next == 0 || next == ready) && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		next = sim.PrestartedPid(be)
-	}
+	// The process Close must end: the spawner, which the load left in place, or in exec mode the
+	// next one, prepared after the load took the first.
+	next := waitPrestarted(t, be, 0)
 	if err := be.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if next != 0 && next != ready {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", next)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("prepared process %d still exists after Close (%v)", next, err)
-		}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", next)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("prepared process %d still exists after Close (%v)", next, err)
 	}
 	if sim.PrestartedPid(be) != 0 {
 		t.Error("a process is still prepared after Close")

@@ -112,7 +112,7 @@ func TestPrestartSpawner(t *testing.T) {
 	if err := syscall.Kill(spawner, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); !exitedNoReap(spawner); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !sim.Exited(spawner); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("spawner did not die")
 		}
@@ -260,23 +260,6 @@ func TestSpawnerFailuresLeaveNothing(t *testing.T) {
 			t.Errorf("left in the dead spawner's user namespace: %v", left)
 		}
 	})
-}
-
-// exitedNoReap reports whether the process pid (not a child of this one) has ended: every thread
-// gone but the zombie leader (which shows as a zombie while its other threads still exit).
-func exitedNoReap(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return true
-	}
-	// pid (comm) S ...: the state follows the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || (s[i+2] == 'Z' || s[i+2] == 'X') && len(tasks) <= 1
 }
 
 // TestEnclaveOutlivesLoadingThread: an enclave's parent-death signal is tied to the thread that
