@@ -209,17 +209,63 @@ func receiveRequest(ctl int, buf, oob []byte) (req prestartRequest, fds []int, e
 		perr = errors.New("request truncated")
 	}
 	if perr == nil {
-		perr = json.Unmarshal(buf[:n], &req)
-	}
-	valid := func(i int) bool { return i >= -1 && i < len(fds) }
-	if perr == nil && (len(req.FDs) != len(fds) || req.Image < 0 || !valid(req.Image) || !valid(req.Stdout) || !valid(req.Stderr) || len(req.Args) == 0) {
-		perr = fmt.Errorf("request does not match its %d descriptors", len(fds))
+		req, perr = parseRequest(buf[:n], len(fds))
 	}
 	if perr != nil {
 		closeAll(fds)
 		return req, nil, fmt.Errorf("request: %w", perr)
 	}
 	return req, fds, nil
+}
+
+// parseAnswer decodes the spawner's answer to a request: the enclave's pid, or the error it
+// reported (refused), or an error for an answer no spawner sends (the spawner is not to be
+// trusted with another request).
+func parseAnswer(msg []byte) (pid int, refused bool, err error) {
+	switch {
+	case len(msg) > 1 && msg[0] == 'E':
+		return 0, true, fmt.Errorf("sim: spawner: %s", strings.ToValidUTF8(string(msg[1:]), "?"))
+	case len(msg) != 9 || msg[0] != 'P':
+		return 0, false, fmt.Errorf("%w: unexpected answer %q", errSpawnerLost, msg)
+	}
+	// Linux pids are at most 2^22 (PID_MAX_LIMIT).
+	v := binary.LittleEndian.Uint64(msg[1:9])
+	if v == 0 || v > 1<<22 {
+		return 0, false, fmt.Errorf("%w: reported pid %d", errSpawnerLost, v)
+	}
+	return int(v), false, nil
+}
+
+// parseRequest decodes a request that came with nfds descriptors and checks that everything
+// it indexes is there, so that its users can index without looking.
+func parseRequest(data []byte, nfds int) (prestartRequest, error) {
+	var req prestartRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return req, err
+	}
+	valid := func(i int) bool { return i >= -1 && i < nfds }
+	if len(req.FDs) != nfds || req.Image < 0 || !valid(req.Image) || !valid(req.Stdout) || !valid(req.Stderr) {
+		return req, fmt.Errorf("request does not match its %d descriptors", nfds)
+	}
+	if len(req.Args) == 0 {
+		return req, errors.New("request without arguments")
+	}
+	for _, name := range req.FDs {
+		if name != "" && !envName(name) {
+			return req, fmt.Errorf("request names a descriptor %q", name)
+		}
+	}
+	return req, nil
+}
+
+// envName reports whether s is a portable environment variable name.
+func envName(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || 'A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || i > 0 && '0' <= r && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // launchEnv is the enclave's environment without the descriptors' variables: ASYLO_SANDBOX
@@ -481,33 +527,30 @@ func (p *prestarted) launch(req prestartRequest, files []*os.File) (*os.Process,
 			return nil, nil, fmt.Errorf("%w (%w): %v", errNotSent, errSpawnerLost, err)
 		}
 		return nil, nil, fmt.Errorf("%w: no answer: %v", errSpawnerLost, err)
-	case n > 1 && msg[0] == 'E':
-		p.reapStrays() // a child whose exec failed
-		return nil, nil, fmt.Errorf("sim: spawner: %s", strings.ToValidUTF8(string(msg[1:n]), "?"))
-	case n != 9 || msg[0] != 'P':
-		p.abandon()
-		p.reapStrays()
-		return nil, nil, fmt.Errorf("%w: unexpected answer %q", errSpawnerLost, msg[:n])
 	}
-	pid := binary.LittleEndian.Uint64(msg[1:9])
-	if pid == 0 || pid > 1<<22 {
+	pid, refused, err := parseAnswer(msg[:n])
+	switch {
+	case refused:
+		p.reapStrays() // a child whose exec failed
+		return nil, nil, err
+	case err != nil:
 		p.abandon()
 		p.reapStrays()
-		return nil, nil, fmt.Errorf("%w: reported pid %d", errSpawnerLost, pid)
+		return nil, nil, err
 	}
 	// The enclave is this process's child (CLONE_PARENT), and nobody else reaps it: its pid
 	// cannot be reused before Wait.
-	proc, err := os.FindProcess(int(pid))
+	proc, err := os.FindProcess(pid)
 	if err != nil {
 		return nil, nil, err
 	}
 	p.pidsMu.Lock()
-	p.pids[int(pid)] = true
+	p.pids[pid] = true
 	p.pidsMu.Unlock()
 	wait := func() error {
 		st, err := proc.Wait()
 		p.pidsMu.Lock()
-		delete(p.pids, int(pid))
+		delete(p.pids, pid)
 		p.pidsMu.Unlock()
 		if err == nil && !st.Success() {
 			err = &exec.ExitError{ProcessState: st}

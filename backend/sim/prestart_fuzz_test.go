@@ -1,0 +1,121 @@
+//go:build linux
+
+package sim
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/asylo-go/asylo/internal/wire"
+)
+
+// hostRequest is a request as launchPrestarted builds it: the descriptors named as the launch
+// contract names them, the image second, then two pipes for the standard streams.
+func hostRequest() prestartRequest {
+	return prestartRequest{
+		Args: []string{"hello.enclave", "-v"}, Env: []string{"A=1", wire.EnvSandbox + "=" + wire.SandboxWhole},
+		FDs:   []string{wire.EnvChannel, wire.EnvImage, wire.EnvConnPass, wire.EnvAttention, "", ""},
+		Image: 1, Stdout: 4, Stderr: 5,
+	}
+}
+
+// FuzzParseRequest: whatever the spawner receives, parseRequest either refuses it or returns a
+// request whose every index is within the descriptors that came with it and whose names are
+// variable names, which spawnEnclave then relies on without looking again.
+func FuzzParseRequest(f *testing.F) {
+	good, err := json.Marshal(hostRequest())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good, uint8(6))
+	f.Add(good, uint8(5))
+	f.Add([]byte(`{"args":["x"],"fds":["A=B"],"image":0,"stdout":-1,"stderr":-1}`), uint8(1))
+	f.Add([]byte(`{"args":[],"fds":[],"image":0,"stdout":-1,"stderr":-1}`), uint8(0))
+	f.Add([]byte(`{"args":["x"],"fds":["A"],"image":0,"stdout":-2,"stderr":7}`), uint8(1))
+	f.Add([]byte(`null`), uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, n uint8) {
+		nfds := int(n) % (maxPrestartFDs + 1)
+		req, err := parseRequest(data, nfds)
+		if err != nil {
+			return
+		}
+		in := func(i int) bool { return -1 <= i && i < nfds }
+		if len(req.FDs) != nfds || req.Image < 0 || !in(req.Image) || !in(req.Stdout) || !in(req.Stderr) || len(req.Args) == 0 {
+			t.Fatalf("accepted a request that does not fit %d descriptors: %+v", nfds, req)
+		}
+		for _, name := range req.FDs {
+			if name != "" && !envName(name) {
+				t.Fatalf("accepted descriptor name %q", name)
+			}
+		}
+	})
+}
+
+func TestParseRequest(t *testing.T) {
+	want := hostRequest()
+	body, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseRequest(body, len(want.FDs))
+	if err != nil {
+		t.Fatalf("the host's own request: %v", err)
+	}
+	if !slices.Equal(got.Args, want.Args) || !slices.Equal(got.Env, want.Env) || !slices.Equal(got.FDs, want.FDs) ||
+		got.Image != want.Image || got.Stdout != want.Stdout || got.Stderr != want.Stderr {
+		t.Fatalf("parsed %+v, sent %+v", got, want)
+	}
+	for name, mutate := range map[string]func(*prestartRequest){
+		"more descriptors named":  func(r *prestartRequest) { r.FDs = append(r.FDs, "X") },
+		"image out of range":      func(r *prestartRequest) { r.Image = len(r.FDs) },
+		"no image":                func(r *prestartRequest) { r.Image = -1 },
+		"stdout out of range":     func(r *prestartRequest) { r.Stdout = len(r.FDs) },
+		"stderr below -1":         func(r *prestartRequest) { r.Stderr = -2 },
+		"no arguments":            func(r *prestartRequest) { r.Args = nil },
+		"name with =":             func(r *prestartRequest) { r.FDs[0] = "LD_PRELOAD=/x" },
+		"name with a digit first": func(r *prestartRequest) { r.FDs[0] = "1X" },
+	} {
+		r := hostRequest()
+		mutate(&r)
+		body, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parseRequest(body, len(hostRequest().FDs)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// FuzzParseAnswer: an answer is a pid in Linux's range, or the spawner's own refusal, or an
+// error that drops the spawner (errSpawnerLost); never a panic.
+func FuzzParseAnswer(f *testing.F) {
+	p := func(pid uint64) []byte { return binary.LittleEndian.AppendUint64([]byte{'P'}, pid) }
+	f.Add(p(4242))
+	f.Add(p(0))
+	f.Add(p(1<<22 + 1))
+	f.Add([]byte("Eexec: no such file"))
+	f.Add([]byte("E"))
+	f.Add([]byte("P"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		pid, refused, err := parseAnswer(msg)
+		switch {
+		case refused:
+			if err == nil || msg[0] != 'E' || errors.Is(err, errSpawnerLost) {
+				t.Fatalf("refusal %q: %v", msg, err)
+			}
+		case err != nil:
+			if !errors.Is(err, errSpawnerLost) {
+				t.Fatalf("%q: %v is not errSpawnerLost", msg, err)
+			}
+		default:
+			if len(msg) != 9 || msg[0] != 'P' || pid < 1 || pid > 1<<22 || uint64(pid) != binary.LittleEndian.Uint64(msg[1:]) {
+				t.Fatalf("%q: accepted pid %d", msg, pid)
+			}
+		}
+	})
+}
