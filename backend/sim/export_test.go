@@ -42,3 +42,10 @@ func SpawnerDiesAfterFork() func() {
 
 // Exited reports whether the child pid has ended, without reaping it.
 func Exited(pid int) bool { return exited(pid) }
+
+// ScanProcForChildren makes the host find a spawner's strays by scanning /proc, as on a kernel
+// without CONFIG_PROC_CHILDREN; the returned function undoes it.
+func ScanProcForChildren() func() {
+	scanProcForChildren.Store(true)
+	return func() { scanProcForChildren.Store(false) }
+}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -565,46 +566,120 @@ func (p *prestarted) launch(req prestartRequest, files []*os.File) (*os.Process,
 // reported. Those are a child whose exec failed, which Go's ForkExec in the spawner cannot reap
 // (with CLONE_PARENT it is the host's child), or an enclave whose pid the spawner did not report
 // before it died. The caller holds p.mu, so no request is under way. It reports how many it
-// found, and false if it could not look (a kernel without /proc/<pid>/task/<tid>/children).
+// found, and false if it could not look (no /proc).
 func (p *prestarted) reapStrays() (n int, ok bool) {
-	tasks, err := os.ReadDir("/proc/self/task")
+	children, err := hostChildren()
 	if err != nil {
 		return 0, false
 	}
-	ok = true
-	for _, task := range tasks {
-		// Children per thread: with CLONE_PARENT, the thread that started the spawner.
-		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
-		if err != nil {
-			if !os.IsNotExist(err) || task.Name() == strconv.Itoa(os.Getpid()) {
-				ok = false // CONFIG_PROC_CHILDREN is off, or the file cannot be read
-			}
-			continue // (a thread that has just exited)
+	for _, pid := range children {
+		if pid == p.cmd.Process.Pid {
+			continue
 		}
-		for _, f := range strings.Fields(string(b)) {
-			pid, err := strconv.Atoi(f)
-			if err != nil || pid == p.cmd.Process.Pid {
-				continue
+		p.pidsMu.Lock()
+		known := p.pids[pid]
+		p.pidsMu.Unlock()
+		if known {
+			continue
+		}
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid)); err != nil || ns != p.userNS {
+			continue // another's child (only this spawner makes processes in its namespace)
+		}
+		unix.Kill(pid, unix.SIGKILL)
+		for {
+			if _, err := unix.Wait4(pid, nil, 0, nil); err != unix.EINTR {
+				break
 			}
-			p.pidsMu.Lock()
-			known := p.pids[pid]
-			p.pidsMu.Unlock()
-			if known {
-				continue
-			}
-			if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid)); err != nil || ns != p.userNS {
-				continue // another's child (only this spawner makes processes in its namespace)
-			}
-			unix.Kill(pid, unix.SIGKILL)
-			for {
-				if _, err := unix.Wait4(pid, nil, 0, nil); err != unix.EINTR {
-					break
-				}
-			}
-			n++
+		}
+		n++
+	}
+	return n, true
+}
+
+// scanProcForChildren makes hostChildren scan /proc even where the kernel lists children (tests).
+var scanProcForChildren atomic.Bool
+
+// hostChildren lists this process's children: from /proc/self/task/*/children (with
+// CLONE_PARENT a child belongs to the thread that started the spawner), or, on a kernel built
+// without CONFIG_PROC_CHILDREN, by reading the parent of every process in /proc.
+func hostChildren() ([]int, error) {
+	if !scanProcForChildren.Load() {
+		pids, err := listedChildren()
+		if !errors.Is(err, errNoChildrenFiles) {
+			return pids, err
 		}
 	}
-	return n, ok
+	return scanChildren()
+}
+
+var errNoChildrenFiles = errors.New("no /proc/<pid>/task/<tid>/children")
+
+func listedChildren() ([]int, error) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, err
+	}
+	self := strconv.Itoa(os.Getpid())
+	var pids []int
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+		switch {
+		case os.IsNotExist(err) && task.Name() == self:
+			// The main thread lasts as long as the process (Go never ends it): the kernel
+			// has no such files.
+			return nil, errNoChildrenFiles
+		case os.IsNotExist(err):
+			continue // a thread that has just exited
+		case err != nil:
+			return nil, err
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids, nil
+}
+
+// scanChildren finds this process's children by reading every process's parent.
+func scanChildren() ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	self := os.Getpid()
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // it has ended (and been reaped) meanwhile
+		}
+		if ppid, ok := statParent(b); ok && ppid == self {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// statParent returns the parent's pid from the contents of /proc/<pid>/stat, "pid (comm) state
+// ppid ...". The process chooses its comm, which may hold spaces and parentheses: the fields
+// after it follow its last ')'.
+func statParent(b []byte) (int, bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	return ppid, err == nil && ppid >= 0
 }
 
 // abandon ends the process; a spawner's caller holds p.mu (or nobody else can have p).

@@ -216,9 +216,19 @@ func childrenIn(t *testing.T, ns string) []int {
 // serving; a spawner that dies between starting an enclave and reporting it fails the load
 // without hanging (the enclave holds the pipes of its standard streams), and the enclave it
 // started is killed and reaped. Both are the host's children (CLONE_PARENT), which only the host
-// can reap, and whose pids it was never told.
+// can reap, and whose pids it was never told. Both ways of finding them are tested: the kernel's
+// lists of children, and the scan of /proc for kernels without them.
 func TestSpawnerFailuresLeaveNothing(t *testing.T) {
 	skipUnlessSpawner(t)
+	t.Run("children files", spawnerFailures)
+	// As on a kernel without CONFIG_PROC_CHILDREN, where the host scans /proc instead.
+	t.Run("proc scan", func(t *testing.T) {
+		defer sim.ScanProcForChildren()()
+		spawnerFailures(t)
+	})
+}
+
+func spawnerFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	path := testEnclave(t)

@@ -3,11 +3,15 @@
 package sim
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os/exec"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/asylo-go/asylo/internal/wire"
 )
@@ -118,4 +122,70 @@ func FuzzParseAnswer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzStatParent: whatever a process calls itself (its comm: up to 15 bytes, anything but NUL,
+// parentheses and spaces included), statParent finds its parent in /proc/<pid>/stat; and
+// whatever else it is given, it does not panic.
+func FuzzStatParent(f *testing.F) {
+	f.Add([]byte("sim.test"), uint32(17), []byte("4242 (sim.test) S 17 4242 17 0 -1"))
+	f.Add([]byte("x) S 99 4243) R"), uint32(4242), []byte(")"))
+	f.Add([]byte(""), uint32(0), []byte("1 () Z"))
+	f.Fuzz(func(t *testing.T, comm []byte, ppid uint32, raw []byte) {
+		statParent(raw)
+		comm = bytes.ReplaceAll(comm[:min(len(comm), 15)], []byte{0}, nil)
+		stat := fmt.Appendf(nil, "4243 (%s) S %d 4243 1 0 -1 4194560 1 0\n", comm, ppid)
+		if got, ok := statParent(stat); !ok || got != int(ppid) {
+			t.Fatalf("%q: parent %d, %v; want %d", stat, got, ok, ppid)
+		}
+	})
+}
+
+// TestScanChildren: the /proc scan used where the kernel does not list children finds them as
+// the children files do, zombies included.
+func TestScanChildren(t *testing.T) {
+	var cmds []*exec.Cmd
+	for range 3 {
+		c := exec.Command("sleep", "60")
+		if err := c.Start(); err != nil {
+			t.Skip(err)
+		}
+		cmds = append(cmds, c)
+	}
+	zombie := exec.Command("true")
+	if err := zombie.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer zombie.Wait()
+	for !exited(zombie.Process.Pid) {
+		time.Sleep(time.Millisecond)
+	}
+	defer func() {
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	listed, err := listedChildren()
+	if err != nil {
+		t.Skip("no children files here:", err)
+	}
+	scanned, err := scanChildren()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int{zombie.Process.Pid}
+	for _, c := range cmds {
+		want = append(want, c.Process.Pid)
+	}
+	for _, pid := range want {
+		if !slices.Contains(scanned, pid) {
+			t.Errorf("scan missed child %d: %v", pid, scanned)
+		}
+	}
+	for _, pid := range want {
+		if !slices.Contains(listed, pid) {
+			t.Errorf("children files miss child %d: %v", pid, listed)
+		}
+	}
 }
