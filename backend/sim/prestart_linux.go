@@ -614,6 +614,7 @@ func hostChildren() ([]int, error) {
 
 var errNoChildrenFiles = errors.New("no /proc/<pid>/task/<tid>/children")
 
+// listedChildren reads the kernel's list of each thread's children (CONFIG_PROC_CHILDREN).
 func listedChildren() ([]int, error) {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
