@@ -2,15 +2,18 @@ package sim
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,7 +177,7 @@ func waitAndExec(ctl int) {
 	// Everything else this process holds is close-on-exec (PrepareLaunch, MSG_CMSG_CLOEXEC):
 	// only 0, 1, 2 and the named descriptors reach the enclave, which therefore need not look
 	// for inherited ones.
-	env := launchEnv(req.Env, len(fds))
+	env := launchEnv(req.Env, req.FDs)
 	for i, name := range req.FDs {
 		if name == "" {
 			continue
@@ -269,12 +272,16 @@ func envName(s string) bool {
 	return s != ""
 }
 
-// launchEnv is the enclave's environment without the descriptors' variables: ASYLO_SANDBOX
-// says the sandbox was begun by a prestarted process.
-func launchEnv(reqEnv []string, nfds int) []string {
-	env := make([]string, 0, len(reqEnv)+nfds+1)
+// launchEnv is the enclave's environment without any variable that the launch itself sets
+// (ASYLO_SANDBOX, and the names of the descriptors it passes, appended by the caller), whatever
+// the host asked for: the enclave's runtime takes the first of duplicates, and a direct start's
+// os/exec the last, so both find the launch's own. ASYLO_SANDBOX says the sandbox was begun by
+// a prestarted process.
+func launchEnv(reqEnv, names []string) []string {
+	env := make([]string, 0, len(reqEnv)+len(names)+1)
 	for _, kv := range reqEnv {
-		if !strings.HasPrefix(kv, wire.EnvSandbox+"=") {
+		key, _, _ := strings.Cut(kv, "=")
+		if key != wire.EnvSandbox && (key == "" || !slices.Contains(names, key)) {
 			env = append(env, kv)
 		}
 	}
@@ -328,7 +335,7 @@ func spawnEnclave(req prestartRequest, fds []int) (int, error) {
 	if req.Stderr >= 0 {
 		files[2] = uintptr(fds[req.Stderr])
 	}
-	env := launchEnv(req.Env, len(fds))
+	env := launchEnv(req.Env, req.FDs)
 	image := -1
 	for i, name := range req.FDs {
 		if name == "" {
@@ -566,12 +573,10 @@ func (p *prestarted) launch(req prestartRequest, files []*os.File) (*os.Process,
 // reported. Those are a child whose exec failed, which Go's ForkExec in the spawner cannot reap
 // (with CLONE_PARENT it is the host's child), or an enclave whose pid the spawner did not report
 // before it died. The caller holds p.mu, so no request is under way. It reports how many it
-// found, and false if it could not look (no /proc).
+// found, and false if it could not look everywhere (the caller must then not conclude that
+// nothing was started).
 func (p *prestarted) reapStrays() (n int, ok bool) {
-	children, err := hostChildren()
-	if err != nil {
-		return 0, false
-	}
+	children, err := hostChildren() // what it found, even if it could not look everywhere
 	for _, pid := range children {
 		if pid == p.cmd.Process.Pid {
 			continue
@@ -593,7 +598,7 @@ func (p *prestarted) reapStrays() (n int, ok bool) {
 		}
 		n++
 	}
-	return n, true
+	return n, err == nil
 }
 
 // scanProcForChildren makes hostChildren scan /proc even where the kernel lists children (tests).
@@ -614,14 +619,16 @@ func hostChildren() ([]int, error) {
 
 var errNoChildrenFiles = errors.New("no /proc/<pid>/task/<tid>/children")
 
-// listedChildren reads the kernel's list of each thread's children (CONFIG_PROC_CHILDREN).
+// listedChildren reads the kernel's list of each thread's children (CONFIG_PROC_CHILDREN). It
+// returns what it read, and an error if a list could not be read.
 func listedChildren() ([]int, error) {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return nil, err
 	}
-	self := strconv.Itoa(os.Getpid())
+	self := procSelf()
 	var pids []int
+	var firstErr error
 	for _, task := range tasks {
 		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
 		switch {
@@ -632,7 +639,8 @@ func listedChildren() ([]int, error) {
 		case os.IsNotExist(err):
 			continue // a thread that has just exited
 		case err != nil:
-			return nil, err
+			firstErr = cmp.Or(firstErr, err)
+			continue
 		}
 		for _, f := range strings.Fields(string(b)) {
 			if pid, err := strconv.Atoi(f); err == nil {
@@ -640,31 +648,50 @@ func listedChildren() ([]int, error) {
 			}
 		}
 	}
-	return pids, nil
+	return pids, firstErr
 }
 
-// scanChildren finds this process's children by reading every process's parent.
+// scanChildren finds this process's children by reading every process's parent. It returns
+// what it found, and an error if a process's parent could not be read (other than because it
+// has ended).
 func scanChildren() ([]int, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
 	}
-	self := os.Getpid()
+	self, err := strconv.Atoi(procSelf())
+	if err != nil {
+		return nil, err
+	}
 	var pids []int
+	var firstErr error
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
 			continue // it has ended (and been reaped) meanwhile
+		}
+		if err != nil {
+			firstErr = cmp.Or(firstErr, err)
+			continue
 		}
 		if ppid, ok := statParent(b); ok && ppid == self {
 			pids = append(pids, pid)
 		}
 	}
-	return pids, nil
+	return pids, firstErr
+}
+
+// procSelf is this process's pid as the mounted /proc numbers it, which is not os.Getpid() if
+// /proc belongs to another pid namespace.
+func procSelf() string {
+	if s, err := os.Readlink("/proc/self"); err == nil {
+		return s
+	}
+	return strconv.Itoa(os.Getpid())
 }
 
 // statParent returns the parent's pid from the contents of /proc/<pid>/stat, "pid (comm) state

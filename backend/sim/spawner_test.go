@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/asylo-go/asylo/internal/conformance"
 	"github.com/asylo-go/asylo/internal/enclavetest"
 	"github.com/asylo-go/asylo/internal/sandbox"
+	"github.com/asylo-go/asylo/internal/wire"
 )
 
 // waitPrestarted waits for be's prestarted process or spawner other than not and returns its pid.
@@ -199,7 +201,10 @@ func childrenIn(t *testing.T, ns string) []int {
 	}
 	var pids []int
 	for _, task := range tasks {
-		b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+		if os.IsNotExist(err) && task.Name() == strconv.Itoa(os.Getpid()) {
+			t.Skip("this kernel lists no children (CONFIG_PROC_CHILDREN), which the test needs to look independently")
+		}
 		for _, f := range strings.Fields(string(b)) {
 			var pid int
 			fmt.Sscan(f, &pid)
@@ -232,6 +237,18 @@ func spawnerFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	path := testEnclave(t)
+	// A child of the host's own, outside the spawner's namespace: not the reaping's to kill.
+	bystander := exec.Command("sleep", "60")
+	if err := bystander.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if sim.Exited(bystander.Process.Pid) {
+			t.Errorf("the host's own child %d was killed", bystander.Process.Pid)
+		}
+		bystander.Process.Kill()
+		bystander.Wait()
+	}()
 	t.Run("exec fails", func(t *testing.T) {
 		be := sim.New(sim.Prestart())
 		defer be.Close()
@@ -270,6 +287,32 @@ func spawnerFailures(t *testing.T) {
 			t.Errorf("left in the dead spawner's user namespace: %v", left)
 		}
 	})
+}
+
+// TestLaunchEnvCannotMoveDescriptors: an environment that names the launch's own descriptor
+// variables does not redirect the enclave, however it is started (the enclave's runtime takes
+// the first of duplicate variables, a direct start's os/exec the last).
+func TestLaunchEnvCannotMoveDescriptors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env := []string{wire.EnvChannel + "=99", wire.EnvAttention + "=98", wire.EnvConnPass + "=97", wire.EnvImage + "=96"}
+	for name, opts := range map[string][]sim.Option{"direct": nil, "prestart": {sim.Prestart()}} {
+		t.Run(name, func(t *testing.T) {
+			be := sim.New(opts...)
+			defer be.Close()
+			if name == "prestart" {
+				waitPrestarted(t, be, 0)
+			}
+			e, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Backend: be, Debug: true, Env: env})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Destroy(ctx, nil)
+			if got, err := e.Call(ctx, "echo", []byte("fd")); err != nil || string(got) != "fd" {
+				t.Fatalf("echo: %q, %v", got, err)
+			}
+		})
+	}
 }
 
 // TestEnclaveOutlivesLoadingThread: an enclave's parent-death signal is tied to the thread that
