@@ -34,6 +34,7 @@ import (
 
 	"github.com/asylo-go/asylo/backend/sim"
 	"github.com/asylo-go/asylo/host"
+	"github.com/asylo-go/asylo/internal/blocksock"
 	"github.com/asylo-go/asylo/internal/enclavetest"
 	"github.com/asylo-go/asylo/internal/sandbox"
 	"github.com/asylo-go/asylo/internal/shm"
@@ -180,19 +181,29 @@ type rawChild struct {
 }
 
 // startRaw starts rawecho over a socketpair (transport "sock"; "sockblock" for rawecho's blocking
-// system calls instead of Go's network poller) or a shared-memory ring ("shm").
+// system calls instead of Go's network poller; "sockblockboth" for blocking calls on this side
+// too) or a shared-memory ring ("shm").
 // sandboxed starts it with the sim sandbox's namespaces and has it apply seccomp and landlock.
 func startRaw(b *testing.B, transport string, sandboxed bool) *rawChild {
 	b.Helper()
 	var child *os.File
 	var rw io.ReadWriteCloser
 	switch transport {
-	case "sock", "sockblock":
+	case "sock", "sockblock", "sockblockboth":
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
 		child = os.NewFile(uintptr(fds[1]), "child")
+		if transport == "sockblockboth" {
+			// (blocksock never releases its descriptor: one per run of this benchmark.)
+			c, err := blocksock.New(fds[0])
+			if err != nil {
+				b.Fatal(err)
+			}
+			rw, transport = c, "sockblock"
+			break
+		}
 		pf := os.NewFile(uintptr(fds[0]), "parent")
 		c, err := net.FileConn(pf) // as the sim back-end does
 		pf.Close()
@@ -430,6 +441,13 @@ func roundTripBench(b *testing.B, transport string, opts ...sim.Option) {
 			measure(b, r.pid(), floorRT(b, r))
 		})
 		b.Run("ratio-blocking", func(b *testing.B) { ratio(b, "sockblock") })
+		// Both sides blocking in read(2): what a host could reach without the poller
+		// (docs/benchmarks.md, session 11), not a floor of the SDK's mechanism.
+		b.Run("floor-blockboth", func(b *testing.B) {
+			r := startRaw(b, "sockblockboth", false)
+			defer r.close()
+			measure(b, r.pid(), floorRT(b, r))
+		})
 	}
 }
 
