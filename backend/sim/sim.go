@@ -44,6 +44,12 @@ func InsecureNoSandbox() Option { return func(b *Backend) { b.noSandbox = true }
 // program executed again, idle between loads (docs/sandbox.md, "Prestarted processes"); Close
 // ends it, and enclaves it started keep running. Ignored with InsecureNoSandbox.
 //
+// Executed again, the program runs the init functions of the packages that Go initialises
+// before this one (its dependencies, and packages that do not import it whose paths sort
+// first) before this package's init diverts it. A program whose init functions act outside
+// the process (create files, listen, connect) should move that work into main before using
+// Prestart.
+//
 // It is for hosts that are not root: their direct loads need a user namespace each, which
 // costs a copy of the host's page tables per load (a trivial enclave loads in ~2.9× a trivial
 // program's start, ~17× for a host that has touched 512 MiB), against ~1.67× with Prestart
