@@ -44,9 +44,9 @@ func InsecureNoSandbox() Option { return func(b *Backend) { b.noSandbox = true }
 // program executed again, idle between loads (docs/sandbox.md, "Prestarted processes"); Close
 // ends it, and enclaves it started keep running. Ignored with InsecureNoSandbox.
 //
-// Executed again, the program runs the init functions of the packages that Go initialises
-// before this one (its dependencies, and packages that do not import it whose paths sort
-// first) before this package's init diverts it. A program whose init functions act outside
+// Executed again, the program runs the init functions of every package that Go initialises
+// before this one (its dependencies, and any other whose place in the initialisation order,
+// which follows import paths, comes first) before this package's init diverts it. A program whose init functions act outside
 // the process (create files, listen, connect) should move that work into main before using
 // Prestart.
 //
