@@ -376,7 +376,7 @@ func TestUnprivilegedHost(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	tests := []string{"TestPrestartSpawner", "TestSpawnerFailuresLeaveNothing", "TestEnclaveOutlivesLoadingThread", "TestNamespacesAndCredentials", "TestEnclaveDiesWithHost"}
+	tests := []string{"TestPrestartSpawner", "TestSpawnerFailuresLeaveNothing", "TestLaunchEnvCannotMoveDescriptors", "TestEnclaveOutlivesLoadingThread", "TestNamespacesAndCredentials", "TestEnclaveDiesWithHost"}
 	cmd := exec.CommandContext(ctx, bin, "-test.run=^("+strings.Join(tests, "|")+")$", "-test.v", "-test.count=1")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), enclavetest.EnvPrebuilt+"="+dir)
