@@ -608,6 +608,11 @@ var scanProcForChildren atomic.Bool
 // CLONE_PARENT a child belongs to the thread that started the spawner), or, on a kernel built
 // without CONFIG_PROC_CHILDREN, by reading the parent of every process in /proc.
 func hostChildren() ([]int, error) {
+	// The pids /proc shows are those of the pid namespace it was mounted for; the host kills
+	// and reaps by its own. A /proc of another namespace would name other processes.
+	if self, err := os.Readlink("/proc/self"); err != nil || self != strconv.Itoa(os.Getpid()) {
+		return nil, fmt.Errorf("/proc is not this process's pid namespace's (/proc/self is %q, %v)", self, err)
+	}
 	if !scanProcForChildren.Load() {
 		pids, err := listedChildren()
 		if !errors.Is(err, errNoChildrenFiles) {
@@ -626,7 +631,7 @@ func listedChildren() ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := procSelf()
+	self := strconv.Itoa(os.Getpid())
 	var pids []int
 	var firstErr error
 	for _, task := range tasks {
@@ -659,10 +664,7 @@ func scanChildren() ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	self, err := strconv.Atoi(procSelf())
-	if err != nil {
-		return nil, err
-	}
+	self := os.Getpid()
 	var pids []int
 	var firstErr error
 	for _, e := range ents {
@@ -683,15 +685,6 @@ func scanChildren() ([]int, error) {
 		}
 	}
 	return pids, firstErr
-}
-
-// procSelf is this process's pid as the mounted /proc numbers it, which is not os.Getpid() if
-// /proc belongs to another pid namespace.
-func procSelf() string {
-	if s, err := os.Readlink("/proc/self"); err == nil {
-		return s
-	}
-	return strconv.Itoa(os.Getpid())
 }
 
 // statParent returns the parent's pid from the contents of /proc/<pid>/stat, "pid (comm) state

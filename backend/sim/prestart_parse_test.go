@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,5 +198,32 @@ func TestLaunchEnv(t *testing.T) {
 	want := []string{"A=1", "=x", "B=" + wire.EnvImage, wire.EnvSandbox + "=" + wire.SandboxLaunched}
 	if !slices.Equal(got, want) {
 		t.Fatalf("launchEnv = %q, want %q", got, want)
+	}
+}
+
+// TestHostChildrenRefusesForeignProc: in a pid namespace whose /proc is still the parent
+// namespace's, the pids /proc shows are not the ones kill and wait take, so the host must not
+// reap by them (it would kill other processes); it reports that it could not look instead.
+func TestHostChildrenRefusesForeignProc(t *testing.T) {
+	if os.Getenv("ASYLO_TEST_FOREIGN_PROC") == "1" {
+		if os.Getpid() != 1 {
+			t.Fatalf("not in a new pid namespace: pid %d", os.Getpid())
+		}
+		if pids, err := hostChildren(); err == nil {
+			t.Fatalf("hostChildren with another namespace's /proc: %v, no error", pids)
+		} else {
+			t.Log(err)
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a pid namespace without a user namespace")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHostChildrenRefusesForeignProc$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "ASYLO_TEST_FOREIGN_PROC=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestHostChildrenRefusesForeignProc") {
+		t.Fatalf("in a new pid namespace: %v\n%s", err, out)
 	}
 }
