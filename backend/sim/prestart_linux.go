@@ -622,6 +622,7 @@ func hostChildren() ([]int, error) {
 	return scanChildren()
 }
 
+// errNoChildrenFiles: the kernel was built without CONFIG_PROC_CHILDREN.
 var errNoChildrenFiles = errors.New("no /proc/<pid>/task/<tid>/children")
 
 // listedChildren reads the kernel's list of each thread's children (CONFIG_PROC_CHILDREN). It
@@ -673,8 +674,13 @@ func scanChildren() ([]int, error) {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH):
 			continue // it has ended (and been reaped) meanwhile
+		case errors.Is(err, fs.ErrPermission):
+			// Another user's process, hidden by a /proc mounted with hidepid: not one of ours
+			// (a host that is not root maps its enclaves' user to its own; root reads all).
+			continue
 		}
 		if err != nil {
 			firstErr = cmp.Or(firstErr, err)
