@@ -374,6 +374,46 @@ func roundTripBench(b *testing.B, transport string, opts ...sim.Option) {
 		defer destroy(b, e)
 		measure(b, enclavePid(b, e), simRT(b, e))
 	})
+	// sporadic-*: one call after each idle spell (ASYLO_BENCH_SPORADIC_GAP, default 2 ms,
+	// outside the timing), as most services' calls come; median and 90th percentile per call.
+	sporadic := func(b *testing.B, rt func()) {
+		gap := 2 * time.Millisecond
+		if v := os.Getenv("ASYLO_BENCH_SPORADIC_GAP"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				b.Fatal(err)
+			}
+			gap = d
+		}
+		rt() // started and answering
+		var ds []time.Duration
+		for b.Loop() {
+			time.Sleep(gap)
+			t0 := time.Now()
+			rt()
+			ds = append(ds, time.Since(t0))
+		}
+		slices.Sort(ds)
+		b.ReportMetric(float64(ds[len(ds)/2].Nanoseconds()), "med-ns")
+		b.ReportMetric(float64(ds[len(ds)*9/10].Nanoseconds()), "p90-ns")
+	}
+	b.Run("sporadic-floor", func(b *testing.B) {
+		r := startRaw(b, transport, false)
+		defer r.close()
+		sporadic(b, floorRT(b, r))
+	})
+	if transport == "sock" {
+		b.Run("sporadic-floor-blocking", func(b *testing.B) {
+			r := startRaw(b, "sockblock", false)
+			defer r.close()
+			sporadic(b, floorRT(b, r))
+		})
+	}
+	b.Run("sporadic-sim", func(b *testing.B) {
+		e := loadBench(b, opts...)
+		defer destroy(b, e)
+		sporadic(b, simRT(b, e))
+	})
 	// sim-deadline: calls with a context that has a deadline, as a server's usually does.
 	b.Run("sim-deadline", func(b *testing.B) {
 		e := loadBench(b, opts...)
