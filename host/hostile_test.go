@@ -24,12 +24,16 @@ import (
 type fakeBackend struct {
 	script func(c *wire.Conn, raw net.Conn)
 	shm    bool // a small shared-memory ring instead of a pipe
+	sock   bool // a Unix socketpair (the host's end a *net.UnixConn, as sim's) instead of a pipe
 }
 
 func (f fakeBackend) Name() string { return "fake" }
 
 func (f fakeBackend) Start(ctx context.Context, spec backend.Spec) (backend.Instance, error) {
 	a, b := net.Pipe()
+	if f.sock {
+		a, b = unixPair()
+	}
 	if f.shm {
 		hostEnd, file, err := shm.New(shm.Options{Size: shm.MinSize})
 		if err != nil {
