@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -20,7 +19,6 @@ import (
 	"github.com/asylo-go/asylo/backend"
 	"github.com/asylo-go/asylo/enclave"
 	"github.com/asylo-go/asylo/host"
-	"github.com/asylo-go/asylo/identity"
 	"github.com/asylo-go/asylo/internal/wire"
 )
 
@@ -28,18 +26,14 @@ import (
 // *net.UnixConn as the sim back-end's is.
 type sockBackend struct {
 	opts    []enclave.Option
-	started chan<- *sockInstance // if set, receives each instance
+	started chan<- *servedInstance // if set, receives each instance
 }
 
 func (sockBackend) Name() string { return "sock-inprocess" }
 
 func (b sockBackend) Start(ctx context.Context, spec backend.Spec) (backend.Instance, error) {
 	hostEnd, encEnd := unixPair()
-	in := &sockInstance{ch: hostEnd, enc: encEnd, done: make(chan struct{})}
-	go func() {
-		in.err = enclave.Serve(context.Background(), in.enc, nopApp{}, b.opts...)
-		close(in.done)
-	}()
+	in := serveInProcess("sock-inprocess", hostEnd, encEnd, b.opts)
 	if b.started != nil {
 		b.started <- in
 	}
@@ -48,11 +42,12 @@ func (b sockBackend) Start(ctx context.Context, spec backend.Spec) (backend.Inst
 
 // unixPair returns the two ends of a Unix stream socketpair, each a *net.UnixConn.
 func unixPair() (net.Conn, net.Conn) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0) // (no SOCK_CLOEXEC on darwin)
 	if err != nil {
 		panic(err)
 	}
 	conn := func(fd int) net.Conn {
+		unix.CloseOnExec(fd)
 		f := os.NewFile(uintptr(fd), "sock")
 		defer f.Close()
 		c, err := net.FileConn(f)
@@ -63,20 +58,6 @@ func unixPair() (net.Conn, net.Conn) {
 	}
 	return conn(fds[0]), conn(fds[1])
 }
-
-type sockInstance struct {
-	ch, enc net.Conn
-	done    chan struct{}
-	err     error
-}
-
-func (i *sockInstance) Channel() io.ReadWriteCloser { return i.ch }
-func (i *sockInstance) Identity() identity.Identity {
-	return identity.Identity{Backend: "sock-inprocess", Debug: true}
-}
-func (i *sockInstance) Wait() error           { <-i.done; return i.err }
-func (i *sockInstance) Done() <-chan struct{} { return i.done }
-func (i *sockInstance) Kill() error           { i.enc.Close(); return nil }
 
 // logLines collects the messages of the records a host logger receives.
 type logLines struct {
@@ -123,7 +104,7 @@ func TestFramesWhileIdle(t *testing.T) {
 		}()
 		return nil, nil
 	})
-	started := make(chan *sockInstance, 1)
+	started := make(chan *servedInstance, 1)
 	be := sockBackend{opts: []enclave.Option{after}, started: started}
 	e, err := host.Load(context.Background(), host.LoadConfig{Name: "t", Backend: be, Debug: true, Logger: slog.New(&logs)})
 	if err != nil {

@@ -36,28 +36,39 @@ func (b shmBackend) Start(ctx context.Context, spec backend.Spec) (backend.Insta
 		hostEnd.Close()
 		return nil, err
 	}
-	in := &shmInstance{ch: hostEnd, enc: encEnd, done: make(chan struct{})}
-	go func() {
-		in.err = enclave.Serve(context.Background(), encEnd, nopApp{}, b.opts...)
-		close(in.done)
-	}()
-	return in, nil
+	return shmInstance{serveInProcess("shm-inprocess", hostEnd, encEnd, b.opts)}, nil
 }
 
-type shmInstance struct {
-	ch, enc *shm.Conn
+// servedInstance is an enclave served in this process over one end of a channel, for the test
+// back-ends; Kill closes the enclave's end.
+type servedInstance struct {
+	name    string
+	ch, enc io.ReadWriteCloser
 	done    chan struct{}
 	err     error
 }
 
-func (i *shmInstance) Channel() io.ReadWriteCloser { return i.ch }
-func (i *shmInstance) Identity() identity.Identity {
-	return identity.Identity{Backend: "shm-inprocess", Debug: true}
+func serveInProcess(name string, hostEnd, encEnd io.ReadWriteCloser, opts []enclave.Option) *servedInstance {
+	in := &servedInstance{name: name, ch: hostEnd, enc: encEnd, done: make(chan struct{})}
+	go func() {
+		in.err = enclave.Serve(context.Background(), encEnd, nopApp{}, opts...)
+		close(in.done)
+	}()
+	return in
 }
-func (i *shmInstance) Wait() error           { <-i.done; return i.err }
-func (i *shmInstance) Done() <-chan struct{} { return i.done }
-func (i *shmInstance) Kill() error           { i.enc.Close(); return nil }
-func (i *shmInstance) Spins() bool           { return true }
+
+func (i *servedInstance) Channel() io.ReadWriteCloser { return i.ch }
+func (i *servedInstance) Identity() identity.Identity {
+	return identity.Identity{Backend: i.name, Debug: true}
+}
+func (i *servedInstance) Wait() error           { <-i.done; return i.err }
+func (i *servedInstance) Done() <-chan struct{} { return i.done }
+func (i *servedInstance) Kill() error           { i.enc.Close(); return nil }
+
+// shmInstance spins: callers poll the ring for their results.
+type shmInstance struct{ *servedInstance }
+
+func (shmInstance) Spins() bool { return true }
 
 type nopApp struct{}
 
