@@ -39,7 +39,8 @@ type LoadConfig struct {
 	Name string
 	// Args and Env are the enclave program's arguments (after its name) and its whole
 	// environment. Both are visible to the host and not secret. A variable that the back-end's
-	// launch sets itself (ASYLO_*, internal/wire/launch.go) is the launch's, whatever Env says.
+	// launch sets itself (the ASYLO_ variables of internal/wire/launch.go) is the launch's,
+	// whatever Env says.
 	Args []string
 	Env  []string
 	// Config is passed to the application's Initialize. It comes from the host: the enclave

@@ -46,9 +46,9 @@ func InsecureNoSandbox() Option { return func(b *Backend) { b.noSandbox = true }
 //
 // Executed again, the program runs the init functions of every package that Go initialises
 // before this one (its dependencies, and any other whose place in the initialisation order,
-// which follows import paths, comes first) before this package's init diverts it. A program whose init functions act outside
-// the process (create files, listen, connect) should move that work into main before using
-// Prestart.
+// which follows import paths, comes first) before this package's init diverts it. A program
+// whose init functions act outside the process (create files, listen, connect) should move
+// that work into main before using Prestart.
 //
 // It is for hosts that are not root: their direct loads need a user namespace each, which
 // costs a copy of the host's page tables per load (a trivial enclave loads in ~2.9× a trivial
