@@ -222,13 +222,28 @@ func receiveRequest(ctl int, buf, oob []byte) (req prestartRequest, fds []int, e
 	return req, fds, nil
 }
 
+// parseReady decodes what a prestarted process says once it has started: "R" (ready), or "E" and
+// why it cannot prepare the sandbox.
+func parseReady(msg []byte) error {
+	switch {
+	case len(msg) == 1 && msg[0] == 'R':
+		return nil
+	case len(msg) > 1 && msg[0] == 'E':
+		return errors.New(reason(msg[1:]))
+	}
+	return fmt.Errorf("unexpected %q from the process", msg)
+}
+
+// reason is an error message a prestarted process sent, made printable UTF-8.
+func reason(b []byte) string { return strings.ToValidUTF8(string(b), "?") }
+
 // parseAnswer decodes the spawner's answer to a request: the enclave's pid, or the error it
 // reported (refused), or an error for an answer no spawner sends (the spawner is not to be
 // trusted with another request).
 func parseAnswer(msg []byte) (pid int, refused bool, err error) {
 	switch {
 	case len(msg) > 1 && msg[0] == 'E':
-		return 0, true, fmt.Errorf("sim: spawner: %s", strings.ToValidUTF8(string(msg[1:]), "?"))
+		return 0, true, fmt.Errorf("sim: spawner: %s", reason(msg[1:]))
 	case len(msg) != 9 || msg[0] != 'P':
 		return 0, false, fmt.Errorf("%w: unexpected answer %q", errSpawnerLost, msg)
 	}
@@ -448,13 +463,8 @@ func startPrestarted() (*prestarted, error) {
 	ctl.SetReadDeadline(time.Now().Add(prestartTimeout))
 	n, err := ctl.Read(b[:])
 	ctl.SetReadDeadline(time.Time{})
-	switch {
-	case err != nil:
-	case n == 1 && b[0] == 'R':
-	case n > 1 && b[0] == 'E':
-		err = fmt.Errorf("%s", strings.ToValidUTF8(string(b[1:n]), "?"))
-	default:
-		err = fmt.Errorf("unexpected %q from the process", b[:n])
+	if err == nil {
+		err = parseReady(b[:n])
 	}
 	if err != nil {
 		cmd.Process.Kill()

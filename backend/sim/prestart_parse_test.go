@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/asylo-go/asylo/internal/wire"
 )
@@ -98,7 +99,8 @@ func TestParseRequest(t *testing.T) {
 }
 
 // FuzzParseAnswer: an answer is a pid in Linux's range, or the spawner's own refusal, or an
-// error that drops the spawner (errSpawnerLost); never a panic.
+// error that drops the spawner (errSpawnerLost); never a panic. The same bytes as a prestarted
+// process's first message are accepted as ready only if they are exactly "R".
 func FuzzParseAnswer(f *testing.F) {
 	p := func(pid uint64) []byte { return binary.LittleEndian.AppendUint64([]byte{'P'}, pid) }
 	f.Add(p(4242))
@@ -108,7 +110,14 @@ func FuzzParseAnswer(f *testing.F) {
 	f.Add([]byte("E"))
 	f.Add([]byte("P"))
 	f.Add([]byte{})
+	f.Add([]byte("R"))
+	f.Add([]byte("RR"))
 	f.Fuzz(func(t *testing.T, msg []byte) {
+		if err := parseReady(msg); (err == nil) != (string(msg) == "R") {
+			t.Fatalf("parseReady(%q) = %v", msg, err)
+		} else if err != nil && len(msg) > 1 && msg[0] == 'E' && !utf8.ValidString(err.Error()) {
+			t.Fatalf("parseReady(%q): reason %q is not UTF-8", msg, err)
+		}
 		pid, refused, err := parseAnswer(msg)
 		switch {
 		case refused:
