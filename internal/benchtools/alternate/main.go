@@ -22,16 +22,22 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 )
+
+// ctx ends at an interrupt: every build and run is made with it.
+var ctx = context.Background()
 
 func main() {
 	base := flag.String("base", "HEAD", "git revision to compare the working tree with")
@@ -50,6 +56,11 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	// An interrupt ends the running benchmark and returns through the deferred clean-ups, so
+	// that no temporary worktree is left registered in the repository.
+	var stop context.CancelFunc
+	ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	var err error
 	if *pair != "" {
 		err = runPair(flag.Arg(0), a, b, *benchtime, *n, *verbose)
@@ -88,7 +99,7 @@ func run(base, pkg, bench, benchtime string, n int, verbose bool) error {
 		{"new", root, filepath.Join(tmp, "new.test")},
 	}
 	for _, t := range trees {
-		cmd := exec.Command("go", "test", "-c", "-o", t.bin, pkg)
+		cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", t.bin, pkg)
 		cmd.Dir, cmd.Stderr = t.dir, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("building %s's test binary: %w", t.name, err)
@@ -103,7 +114,7 @@ func run(base, pkg, bench, benchtime string, n int, verbose bool) error {
 	var order []string
 	for i := range n {
 		for b, t := range trees {
-			cmd := exec.Command(t.bin, args...)
+			cmd := exec.CommandContext(ctx, t.bin, args...)
 			cmd.Dir = filepath.Join(t.dir, pkg)
 			cmd.Stderr = os.Stderr
 			out, err := cmd.Output()
@@ -162,7 +173,7 @@ func runPair(pkg, a, b, benchtime string, n int, verbose bool) error {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "pkg.test")
-	cmd := exec.Command("go", "test", "-c", "-o", bin, pkg)
+	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, pkg)
 	cmd.Dir, cmd.Stderr = root, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("building the test binary: %w", err)
@@ -178,7 +189,7 @@ func runPair(pkg, a, b, benchtime string, n int, verbose bool) error {
 			if benchtime != "" {
 				args = append(args, "-test.benchtime", benchtime)
 			}
-			cmd := exec.Command(bin, args...)
+			cmd := exec.CommandContext(ctx, bin, args...)
 			cmd.Dir = filepath.Join(root, pkg)
 			cmd.Stderr = os.Stderr
 			out, err := cmd.Output()
