@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/asylo-go/asylo/backend"
+	"github.com/asylo-go/asylo/backend/earlyinit"
 	"github.com/asylo-go/asylo/host"
 	"github.com/asylo-go/asylo/internal/testenclave"
 )
@@ -30,6 +31,10 @@ type Target struct {
 	// Isolated is true for back-ends that run the enclave in its own sandboxed process: the suite
 	// then also checks crashes, exit statuses, standard streams and the sandbox from inside.
 	Isolated bool
+	// ConfinedFromStart is true for isolated back-ends that confine the enclave process before
+	// its first instruction, not only from the enclave runtime's initialisation on: the suite
+	// then checks that what a package initialised before the runtime tries is refused too.
+	ConfinedFromStart bool
 }
 
 // Run runs the suite.
@@ -408,6 +413,33 @@ func streams(t *testing.T, tg Target) {
 	}
 }
 
+// early checks what the init function of a package that Go initialises before the enclave
+// runtime could do (backend/earlyinit).
+func early(t *testing.T, tg Target, e *host.Enclave) {
+	var r *earlyinit.Result
+	if err := json.Unmarshal([]byte(call(t, e, "early", "{}")), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r == nil {
+		t.Fatal("backend/earlyinit's init function did not run in the enclave")
+	}
+	if !tg.ConfinedFromStart {
+		t.Logf("before the runtime's initialisation (not confined from the start): seccomp=%d no_new_privs=%d %v", r.Seccomp, r.NoNewPrivs, r.Attempts)
+		return
+	}
+	if r.Seccomp != 2 || r.NoNewPrivs != 1 {
+		t.Errorf("before the runtime's initialisation: seccomp mode %d, no_new_privs %d; want 2 and 1", r.Seccomp, r.NoNewPrivs)
+	}
+	if len(r.Attempts) < 3 {
+		t.Errorf("only %d actions tried before the runtime's initialisation", len(r.Attempts))
+	}
+	for action, result := range r.Attempts {
+		if result == "" {
+			t.Errorf("allowed before the runtime's initialisation: %s", action)
+		}
+	}
+}
+
 func sandbox(t *testing.T, tg Target) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -452,6 +484,7 @@ func sandbox(t *testing.T, tg Target) {
 		t.Errorf("entropy or clock unavailable inside the sandbox: %+v", r)
 	}
 	t.Logf("inside: uid=%d gid=%d pid=%d ppid=%d hostname=%q", r.UID, r.GID, r.PID, r.PPID, r.Hostname)
+	early(t, tg, e)
 	// The enclave still works after all that.
 	if got := call(t, e, "echo", "ok"); got != "ok" {
 		t.Errorf("after probe: %q", got)

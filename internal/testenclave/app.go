@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/asylo-go/asylo/backend/earlyinit"
 	"github.com/asylo-go/asylo/enclave"
 )
 
@@ -205,6 +206,9 @@ func (a *App) Options() []enclave.Option {
 		}),
 		enclave.HandleJSON("add", func(ctx context.Context, in struct{ A, B int }) (int, error) { return in.A + in.B, nil }),
 		enclave.Handle("probe", Probe),
+		enclave.HandleJSON("early", func(ctx context.Context, _ struct{}) (*earlyinit.Result, error) {
+			return earlyinit.Found, nil
+		}),
 		enclave.Handle("attest", enclave.Attest),
 		enclave.Handle("seal-measurement", func(ctx context.Context, in []byte) ([]byte, error) {
 			return enclave.SealToMeasurement(ctx, in, []byte("test"))
