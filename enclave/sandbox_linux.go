@@ -10,9 +10,13 @@ import (
 	"github.com/asylo-go/asylo/internal/wire"
 )
 
-// init sandboxes a process started by the sim back-end before any code of the application's own
-// packages runs (they are initialised after this package). A failure to sandbox is fatal: an
-// enclave that could open files on sim would not be portable to hardware back-ends.
+// init sandboxes a process started by the sim back-end before the code of every package that
+// imports this one runs. Go initialises other packages by the order of their import paths, so
+// some of the application's may be initialised before this one: in an enclave that sim started
+// directly (sim.Direct) they run unconfined; in one its prestarted process started (the default)
+// they run under the first stage of the seccomp policy, installed before the image started
+// (docs/sandbox.md, "Prestarted processes"). A failure to sandbox is fatal: an enclave that could
+// open files on sim would not be portable to hardware back-ends.
 func init() {
 	if v, ok := os.LookupEnv(wire.EnvImage); ok {
 		if fd, err := strconv.Atoi(v); err == nil && fd > 2 {

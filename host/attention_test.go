@@ -21,8 +21,8 @@ func TestAttention(t *testing.T) {
 		opts []sim.Option
 	}{
 		{"socket", nil},
+		{"direct", []sim.Option{sim.Direct()}},
 		{"switchless", []sim.Option{sim.Switchless()}},
-		{"prestart", []sim.Option{sim.Prestart()}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

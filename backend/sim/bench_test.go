@@ -650,8 +650,11 @@ func loadReady(tb testing.TB, path string, be *sim.Backend) (load, destroy time.
 
 // BenchmarkLoad is target 4: host.Load of a trivial enclave (internal/benchtools/nopenclave) up
 // to the end of Initialize, against exec-to-first-reply of firstreply, the trivial static Go
-// program; "sim-testenclave" loads the conformance suite's larger test enclave instead. Destroy is
-// outside ns/op and reported as destroy-ns/op.
+// program. "sim" and "ratio" load as a default back-end does, through its spawner (docs/sandbox.md
+// §3; sim-prestart and ratio-prestart before session 12); "sim-direct" and "ratio-direct" start
+// each enclave from the host process (sim.Direct; "sim" and "ratio" before session 12);
+// "sim-testenclave" loads the conformance suite's larger test enclave. Destroy is outside ns/op
+// and reported as destroy-ns/op.
 // "first" re-executes the test binary for each op, so that every measurement is the first load
 // (or the first exec) of a fresh host process (namespace probe and all one-time costs included).
 // With ASYLO_BENCH_HOST_HEAP_MIB=N the benchmark first writes N MiB of its own heap, as a host
@@ -689,12 +692,17 @@ func BenchmarkLoad(b *testing.B) {
 		defer img.Close()
 		timed(b, func() time.Duration { return execFirstReply(b, fr, img, nil) })
 	})
+	// The back-end is reused across loads, as host.Load's default is: it keeps the sealed image
+	// and (unless Direct) the spawner that starts its enclaves. host-cpu-ns/op includes Destroy
+	// and the host's share of preparing prestarted processes (in exec mode, one per load; before
+	// session 10 in spawn mode too), which a host with a large heap pays in page-table copies.
 	for _, c := range []struct {
 		name string
 		opts []sim.Option
 		path string
 	}{
 		{"sim", nil, encl},
+		{"sim-direct", []sim.Option{sim.Direct()}, encl},
 		{"sim-nosandbox", []sim.Option{sim.InsecureNoSandbox()}, encl},
 		{"sim-switchless", []sim.Option{sim.Switchless()}, encl},
 		{"sim-testenclave", nil, testEnclave(b)},
@@ -702,48 +710,18 @@ func BenchmarkLoad(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			var dtotal time.Duration
 			be := sim.New(c.opts...)
+			defer be.Close()
+			loadReady(b, c.path, be)
+			cpu0 := hostCPU()
 			timed(b, func() time.Duration {
 				l, d := loadReady(b, c.path, be)
 				dtotal += d
 				return l
 			})
 			b.ReportMetric(float64(dtotal.Nanoseconds())/float64(b.N+1), "destroy-ns/op")
+			b.ReportMetric(float64((hostCPU()-cpu0).Nanoseconds())/float64(b.N+1), "host-cpu-ns/op")
 		})
 	}
-	// sim-prestart: with sim.Prestart, each load runs in the process prepared after the
-	// previous one; the wait for that process to be ready is outside the measurement.
-	prestartLoad := func(b *testing.B, be *sim.Backend) time.Duration {
-		for deadline := time.Now().Add(20 * time.Second); sim.PrestartedPid(be) == 0; {
-			if time.Now().After(deadline) {
-				b.Fatal("no prestarted process")
-			}
-			time.Sleep(time.Millisecond)
-		}
-		l, _ := loadReady(b, encl, be)
-		return l
-	}
-	// host-cpu-ns/op includes the host's share of preparing prestarted processes (in exec mode,
-	// one per load; before session 10 in spawn mode too), which a host with a large heap pays
-	// in page-table copies.
-	b.Run("sim-prestart", func(b *testing.B) {
-		be := sim.New(sim.Prestart())
-		defer be.Close()
-		loadReady(b, encl, be)
-		cpu0 := hostCPU()
-		timed(b, func() time.Duration { return prestartLoad(b, be) })
-		b.ReportMetric(float64((hostCPU()-cpu0).Nanoseconds())/float64(b.N+1), "host-cpu-ns/op")
-	})
-	b.Run("ratio-prestart", func(b *testing.B) {
-		be := sim.New(sim.Prestart())
-		defer be.Close()
-		loadReady(b, encl, be)
-		execFirstReply(b, fr, nil, plainAttr)
-		var r loadRatio
-		for b.Loop() {
-			r.add(execFirstReply(b, fr, nil, plainAttr), prestartLoad(b, be))
-		}
-		r.report(b)
-	})
 	b.Run("loadimage", func(b *testing.B) { // copy into a sealed memfd + SHA-256, part of sim
 		timed(b, func() time.Duration {
 			t0 := time.Now()
@@ -756,17 +734,23 @@ func BenchmarkLoad(b *testing.B) {
 			return d
 		})
 	})
-	b.Run("ratio", func(b *testing.B) {
-		execFirstReply(b, fr, nil, plainAttr)
-		be := sim.New()
-		loadReady(b, encl, be)
-		var r loadRatio
-		for b.Loop() {
-			l, _ := loadReady(b, encl, be)
-			r.add(execFirstReply(b, fr, nil, plainAttr), l)
-		}
-		r.report(b)
-	})
+	for _, c := range []struct {
+		name string
+		opts []sim.Option
+	}{{"ratio", nil}, {"ratio-direct", []sim.Option{sim.Direct()}}} {
+		b.Run(c.name, func(b *testing.B) {
+			execFirstReply(b, fr, nil, plainAttr)
+			be := sim.New(c.opts...)
+			defer be.Close()
+			loadReady(b, encl, be)
+			var r loadRatio
+			for b.Loop() {
+				l, _ := loadReady(b, encl, be)
+				r.add(execFirstReply(b, fr, nil, plainAttr), l)
+			}
+			r.report(b)
+		})
+	}
 	b.Run("first", func(b *testing.B) {
 		var tf, ts time.Duration
 		for b.Loop() {

@@ -2,6 +2,8 @@
 
 package sim
 
+import "time"
+
 // PrestartedPid returns the pid of the process waiting for the next enclave, or 0.
 func PrestartedPid(b *Backend) int {
 	b.prestarted.mu.Lock()
@@ -31,6 +33,13 @@ func PrestartFailed(b *Backend) bool {
 func PrestartExecOnly() func() {
 	prestartExecOnly.Store(true)
 	return func() { prestartExecOnly.Store(false) }
+}
+
+// DelayPrestart delays every start of a prestarted process by d until the returned function is
+// called.
+func DelayPrestart(d time.Duration) func() {
+	prestartDelay.Store(int64(d))
+	return func() { prestartDelay.Store(0) }
 }
 
 // SpawnerDiesAfterFork makes every spawner started until the returned function is called exit

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -89,6 +90,10 @@ const envPrestartSpawn = "ASYLO_SIM_PRESTART_SPAWN"
 // prestartExecOnly makes startPrestarted use exec mode even where spawn mode is possible
 // (tests only).
 var prestartExecOnly atomic.Bool
+
+// prestartDelay delays every start of a prestarted process (tests only: a load must wait for a
+// process being prepared, however long that takes).
+var prestartDelay atomic.Int64
 
 // prestartRequest is what the host sends a prestarted process, with the descriptors as
 // SCM_RIGHTS in the same message.
@@ -751,37 +756,54 @@ type prestartPool struct {
 	mu       sync.Mutex
 	ready    *prestarted
 	starting bool
+	started  chan struct{} // while starting: closed when the start has ended
 	closed   bool
 	lastErr  error
 	failedAt time.Time
 	reported error // lastErr, once take has returned it
 }
 
-// take returns the spawner or the ready process, if any; a process in exec mode is the caller's
-// and the pool starts preparing the next one. failed is the reason the last attempt to prepare
-// one failed, the first time take sees it.
-func (pp *prestartPool) take() (p *prestarted, failed error) {
-	pp.mu.Lock()
-	p = pp.ready
-	if p != nil && !p.spawner {
-		pp.ready = nil
-	}
-	if pp.lastErr != nil && pp.lastErr != pp.reported {
-		failed, pp.reported = pp.lastErr, pp.lastErr
-	}
-	pp.mu.Unlock()
-	if p != nil && p.alive() {
-		if !p.spawner {
-			time.AfterFunc(refillDelay, pp.refill)
+// take returns the spawner or the ready process; a process in exec mode is the caller's and the
+// pool starts preparing the next one. While one is being prepared, take waits for it (until ctx
+// ends): an enclave started directly instead would run its first instructions unconfined. It
+// returns nil if there is none to wait for (the last attempt to prepare one failed less than
+// prestartRetry ago, or the pool is closed). failed is the reason the last attempt failed, the
+// first time take sees it.
+func (pp *prestartPool) take(ctx context.Context) (p *prestarted, failed error) {
+	// Two rounds: a process that dies as soon as it is ready is not waited for again.
+	for round := 0; ; round++ {
+		pp.mu.Lock()
+		p = pp.ready
+		if p != nil && !p.spawner {
+			pp.ready = nil
 		}
-		return p, failed
+		if pp.lastErr != nil && pp.lastErr != pp.reported {
+			failed, pp.reported = pp.lastErr, pp.lastErr
+		}
+		pp.mu.Unlock()
+		if p != nil && p.alive() {
+			if !p.spawner {
+				time.AfterFunc(refillDelay, pp.refill)
+			}
+			return p, failed
+		}
+		if p != nil {
+			pp.drop(p)
+		} else {
+			pp.refill()
+		}
+		pp.mu.Lock()
+		started := pp.started
+		pp.mu.Unlock()
+		if started == nil || round == 1 {
+			return nil, failed
+		}
+		select {
+		case <-started:
+		case <-ctx.Done():
+			return nil, failed
+		}
 	}
-	if p != nil {
-		pp.drop(p)
-		return nil, failed
-	}
-	pp.refill()
-	return nil, failed
 }
 
 // alive reports whether p can take a request. A spawner may be ended meanwhile (abandon, under
@@ -816,11 +838,15 @@ func (pp *prestartPool) refill() {
 		return
 	}
 	pp.starting = true
+	started := make(chan struct{})
+	pp.started = started
 	pp.mu.Unlock()
 	go func() {
+		time.Sleep(time.Duration(prestartDelay.Load()))
 		p, err := startPrestarted()
 		pp.mu.Lock()
-		pp.starting, pp.lastErr = false, err
+		defer close(started)
+		pp.starting, pp.lastErr, pp.started = false, err, nil
 		if err != nil {
 			pp.failedAt = time.Now()
 		}
@@ -862,14 +888,14 @@ func copyOut(wg *sync.WaitGroup, w io.Writer, r *os.File) {
 	})
 }
 
-// prestartProcess returns a ready prestarted process, or nil (prestarting off, or none ready
-// yet: the caller starts the enclave itself). A new reason why no process could be prepared is
-// logged once.
-func (b *Backend) prestartProcess(logger *slog.Logger) *prestarted {
+// prestartProcess returns the Backend's prestarted process, waiting for it while it is being
+// prepared, or nil (Direct or InsecureNoSandbox, or none could be prepared: the caller starts the
+// enclave itself). A new reason why no process could be prepared is logged once.
+func (b *Backend) prestartProcess(ctx context.Context, logger *slog.Logger) *prestarted {
 	if !b.prestart || b.noSandbox {
 		return nil
 	}
-	p, failed := b.prestarted.take()
+	p, failed := b.prestarted.take(ctx)
 	if failed != nil {
 		logger.Warn("sim: cannot prestart a process; enclaves start directly", "retry_after", prestartRetry, "err", failed)
 	}

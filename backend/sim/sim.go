@@ -9,6 +9,7 @@ package sim
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 
 	"github.com/asylo-go/asylo/backend/sim/platform"
@@ -35,27 +36,15 @@ func Switchless() Option { return func(b *Backend) { b.switchless = true } }
 // debugging the sandbox itself; an enclave started this way can do anything its user can.
 func InsecureNoSandbox() Option { return func(b *Backend) { b.noSandbox = true } }
 
-// Prestart keeps one sandboxed process ready, in the sandbox's user namespace, so that a load
-// does not wait for the namespaces to be created and half the sandbox to be applied. Where the
-// sandbox has a user namespace it is a spawner that starts every enclave of the Backend, each in
-// pid, mount, IPC, UTS and cgroup namespaces of its own (sharing the spawner's user and network
-// namespaces); elsewhere it is used up by one load, and the next is prepared after it. New
-// starts preparing it (a load that comes before it is ready starts directly). It is this
-// program executed again, idle between loads (docs/sandbox.md, "Prestarted processes"); Close
-// ends it, and enclaves it started keep running. Ignored with InsecureNoSandbox.
-//
-// Executed again, the program runs the init functions of every package that Go initialises
-// before this one (its dependencies, and any other whose place in the initialisation order,
-// which follows import paths, comes first) before this package's init diverts it. A program
-// whose init functions act outside the process (create files, listen, connect) should move
-// that work into main before using Prestart.
-//
-// It is for hosts that are not root: their direct loads need a user namespace each, which
-// costs a copy of the host's page tables per load (a trivial enclave loads in ~2.9× a trivial
-// program's start, ~17× for a host that has touched 512 MiB), against ~1.67× with Prestart
-// whatever the heap. A root host starts enclaves directly about as fast without it
-// (docs/sandbox.md §1).
-func Prestart() Option { return func(b *Backend) { b.prestart = true } }
+// Direct starts every enclave directly from the host process, without the prestarted process
+// that a Backend otherwise keeps (see New). A directly started enclave sandboxes itself: the
+// enclave runtime applies seccomp and Landlock from its package's init function, so that the
+// init functions of every package Go initialises before it (any whose import path sorts first
+// and that does not import the runtime: cloud.google.com/..., example.com/..., often the
+// application's own) run unconfined, with the enclave's uid and namespaces only. Each load logs
+// that as reduced isolation. For debugging the launch itself, and for hosts that cannot have a
+// prestarted process.
+func Direct() Option { return func(b *Backend) { b.prestart = false } }
 
 // WithPlatform names the software platform that signs the enclaves' attestation evidence. By
 // default the platform in platform.DefaultDir is used, created on the first attestation.
@@ -66,7 +55,7 @@ type Backend struct {
 	switchless bool
 	noSandbox  bool
 	prestart   bool
-	prestarted prestartPool
+	prestarted *prestartPool
 
 	pmu      sync.Mutex
 	platform *platform.Platform
@@ -110,22 +99,43 @@ func (b *Backend) Platform() (*platform.Platform, error) {
 	return p, nil
 }
 
-// New returns the sim back-end.
+// New returns the sim back-end. Unless told otherwise (Direct, InsecureNoSandbox), it starts
+// preparing the process that will start its enclaves, in the background.
+//
+// That process confines every enclave before the enclave's first instruction (the first stage
+// of the seccomp policy; the enclave runtime adds the rest), which a host cannot do for a child
+// it starts itself with os/exec. Where the sandbox has a user namespace it is a spawner that
+// starts every enclave of the Backend, each in pid, mount, IPC, UTS and cgroup namespaces of its
+// own (sharing the spawner's user and network namespaces); elsewhere it is used up by one load,
+// and the next is prepared after it. A load waits for it while it is being prepared. An enclave
+// is started directly, with a warning in the load's log, when there is none (it could not be
+// prepared: the reason is logged once and it is tried again 30 s later), when its image is not
+// static (asylo build makes static images), and with Direct. See docs/sandbox.md, "Prestarted
+// processes".
+//
+// The process is this host program executed again, idle between loads: the program runs the
+// init functions of every package that Go initialises before this one (its dependencies, and any
+// other whose place in the initialisation order, which follows import paths, comes first) before
+// this package's init diverts it. A program whose init functions act outside the process
+// (create files, listen, connect) should move that work into main, or use Direct. Close ends the
+// process, as does the Backend becoming unreachable; enclaves it started keep running.
 func New(opts ...Option) *Backend {
-	b := &Backend{}
+	b := &Backend{prestart: true, prestarted: new(prestartPool)}
 	for _, o := range opts {
 		o(b)
 	}
 	if b.prestart && !b.noSandbox {
 		b.prestarted.refill()
+		// The pool, not b: a cleanup must not keep what it cleans up after reachable.
+		runtime.AddCleanup(b, (*prestartPool).close, b.prestarted)
 	}
 	return b
 }
 
-// Close releases what the Backend keeps for future loads: its prestarted process (Prestart) and
-// its cache of sealed, measured images. Enclaves it started keep running; later loads fail with
+// Close releases what the Backend keeps for future loads: its prestarted process and its
+// cache of sealed, measured images. Enclaves it started keep running; later loads fail with
 // ErrClosed. A program should use one Backend for all its loads and close it when done: each
-// Backend holds its own cache and, with Prestart, its own waiting process.
+// Backend holds its own cache and its own prestarted process.
 func (b *Backend) Close() error {
 	b.imu.Lock()
 	b.closed = true

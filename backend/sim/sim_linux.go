@@ -94,16 +94,21 @@ func LoadImage(path string) (*Image, error) {
 		mf.Close()
 		return nil, err
 	}
-	// debug/elf checks more than the kernel does (section headers, which exec ignores): an image
-	// it cannot parse is left to the kernel, and started directly (Static false).
-	static := false
-	if ef, err := elf.NewFile(mf); err == nil {
-		if want := nativeMachine[runtime.GOARCH]; want != 0 && ef.Machine != want {
-			mf.Close()
-			return nil, fmt.Errorf("%w: %s is built for %v, this machine runs %s", backend.ErrNotEnclave, path, ef.Machine, runtime.GOARCH)
-		}
-		static = isStatic(ef)
+	// debug/elf checks more than the kernel does (section headers, which exec ignores), which
+	// refuses truncated and corrupt images before they run (an enclave image is a Go program).
+	ef, err := elf.NewFile(mf)
+	if err == nil && ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN {
+		err = fmt.Errorf("ELF type %v", ef.Type)
 	}
+	if err != nil {
+		mf.Close()
+		return nil, fmt.Errorf("%w: %s is not a complete ELF executable (%v)", backend.ErrNotEnclave, path, err)
+	}
+	if want := nativeMachine[runtime.GOARCH]; want != 0 && ef.Machine != want {
+		mf.Close()
+		return nil, fmt.Errorf("%w: %s is built for %v, this machine runs %s", backend.ErrNotEnclave, path, ef.Machine, runtime.GOARCH)
+	}
+	static := isStatic(ef)
 	return &Image{f: mf, Measurement: m, Size: n, Static: static}, nil
 }
 
@@ -113,14 +118,14 @@ var nativeMachine = map[string]elf.Machine{
 	"riscv64": elf.EM_RISCV, "ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "loong64": elf.EM_LOONGARCH,
 }
 
-// isStatic reports whether ef is an executable without a program interpreter.
+// isStatic reports whether ef has no program interpreter.
 func isStatic(ef *elf.File) bool {
 	for _, p := range ef.Progs {
 		if p.Type == elf.PT_INTERP {
 			return false
 		}
 	}
-	return ef.Type == elf.ET_EXEC || ef.Type == elf.ET_DYN
+	return true
 }
 
 func measureFD(f *os.File, n int64) (identity.Measurement, error) {
@@ -289,7 +294,10 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 	in := &instance{id: id, done: make(chan struct{}), backend: b, pass: hostPassConn.(*net.UnixConn), attn: attn}
 	var p *prestarted
 	if img.Static {
-		p = b.prestartProcess(logger)
+		p = b.prestartProcess(ctx, logger)
+		if err := ctx.Err(); p == nil && err != nil {
+			return fail(err)
+		}
 	}
 	started := false
 	if p != nil {
@@ -324,7 +332,7 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 		} else {
 			var warnings []string
 			warnings, err = sandbox.Start(cmd)
-			logWarnings(logger, warnings)
+			logWarnings(logger, append(warnings, directStart(b, img)))
 		}
 		if err == nil {
 			in.proc, in.waitProc = cmd.Process, cmd.Wait
@@ -342,6 +350,18 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 	}
 	go in.wait()
 	return in, nil
+}
+
+// directStart says why a sandboxed enclave was started directly, and what that leaves out.
+func directStart(b *Backend, img *Image) string {
+	why := "no prestarted process"
+	switch {
+	case !b.prestart:
+		why = "sim.Direct"
+	case !img.Static:
+		why = "the image is not static"
+	}
+	return "started directly (" + why + "): the enclave runtime sandboxes the process from its init function, so the init functions of packages Go initialises before it run unconfined"
 }
 
 func logWarnings(logger *slog.Logger, warnings []string) {

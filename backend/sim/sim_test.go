@@ -32,6 +32,7 @@ import (
 	"github.com/asylo-go/asylo/attest"
 	simev "github.com/asylo-go/asylo/attest/sim"
 	"github.com/asylo-go/asylo/backend"
+	"github.com/asylo-go/asylo/backend/earlyinit"
 	"github.com/asylo-go/asylo/backend/sim/platform"
 	"github.com/asylo-go/asylo/identity"
 	"github.com/asylo-go/asylo/identity/signing"
@@ -57,42 +58,75 @@ func testEnclave(t testing.TB) string {
 	return enclavetest.Build(t, "./internal/testenclave/cmd/testenclave")
 }
 
+// TestConformance runs the suite on the default back-end: one for all loads, whose enclaves its
+// spawner starts, confined from their first instruction.
 func TestConformance(t *testing.T) {
-	path := testEnclave(t)
-	conformance.Run(t, conformance.Target{
-		Load: func(ctx context.Context, cfg host.LoadConfig) (*host.Enclave, error) {
-			cfg.Path, cfg.Backend, cfg.Debug = path, sim.New(), true
-			return host.Load(ctx, cfg)
-		},
-		Isolated: true,
-	})
+	runConformance(t, true)
 }
 
 // The same suite over shared memory: the protocol must behave identically on either channel.
 func TestConformanceSwitchless(t *testing.T) {
-	path := testEnclave(t)
-	conformance.Run(t, conformance.Target{
-		Load: func(ctx context.Context, cfg host.LoadConfig) (*host.Enclave, error) {
-			cfg.Path, cfg.Backend, cfg.Debug = path, sim.New(sim.Switchless()), true
-			return host.Load(ctx, cfg)
-		},
-		Isolated: true,
-	})
+	runConformance(t, true, sim.Switchless())
 }
 
-// The suite again with prestarted processes (sim.Prestart): one back-end for all loads, so that
-// most run in a process that was waiting for them.
-func TestConformancePrestart(t *testing.T) {
+// The suite again with enclaves started directly (sim.Direct).
+func TestConformanceDirect(t *testing.T) {
+	runConformance(t, false, sim.Direct())
+}
+
+func runConformance(t *testing.T, confined bool, opts ...sim.Option) {
 	path := testEnclave(t)
-	be := sim.New(sim.Prestart())
+	be := sim.New(opts...)
 	t.Cleanup(func() { be.Close() })
 	conformance.Run(t, conformance.Target{
 		Load: func(ctx context.Context, cfg host.LoadConfig) (*host.Enclave, error) {
 			cfg.Path, cfg.Backend, cfg.Debug = path, be, true
 			return host.Load(ctx, cfg)
 		},
-		Isolated: true,
+		Isolated:          true,
+		ConfinedFromStart: confined,
 	})
+}
+
+// TestFirstLoadConfined: the first load of a new Backend waits for the spawner that New started
+// preparing (made slow here), rather than starting its enclave directly, and with Direct it
+// starts directly and says so in the load's log.
+func TestFirstLoadConfined(t *testing.T) {
+	path := testEnclave(t)
+	defer sim.DelayPrestart(300 * time.Millisecond)()
+	for _, c := range []struct {
+		name     string
+		opts     []sim.Option
+		confined bool
+	}{{"default", nil, true}, {"direct", []sim.Option{sim.Direct()}, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			be := sim.New(c.opts...)
+			defer be.Close()
+			var log bytes.Buffer
+			logger := slog.New(slog.NewTextHandler(&log, nil))
+			e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true, Logger: logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Destroy(ctx, nil)
+			out, err := e.Call(ctx, "early", []byte("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r earlyinit.Result
+			if err := json.Unmarshal(out, &r); err != nil {
+				t.Fatal(err)
+			}
+			if confined := r.Seccomp == 2; confined != c.confined {
+				t.Errorf("seccomp mode %d before the runtime's initialisation; want confined=%v", r.Seccomp, c.confined)
+			}
+			if warned := strings.Contains(log.String(), "started directly (sim.Direct)"); warned == c.confined {
+				t.Errorf("direct start logged: %v, want %v; log:\n%s", warned, !c.confined, log.String())
+			}
+		})
+	}
 }
 
 // TestPrestart: the second load runs in the process prepared after the first, which is as
@@ -109,7 +143,7 @@ func TestPrestart(t *testing.T) {
 
 func testPrestart(t *testing.T, execMode bool) {
 	ctx := context.Background()
-	be := sim.New(sim.Prestart(), sim.Switchless())
+	be := sim.New(sim.Switchless())
 	defer be.Close()
 	path := testEnclave(t)
 	e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true})
@@ -195,7 +229,7 @@ func testPrestart(t *testing.T, execMode bool) {
 func TestPrestartFailureIsLogged(t *testing.T) {
 	defer sim.FailPrestart("injected failure")()
 	ctx := context.Background()
-	be := sim.New(sim.Prestart())
+	be := sim.New()
 	defer be.Close()
 	var logs conformance.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
@@ -245,7 +279,7 @@ func TestPrestartDynamicImage(t *testing.T) {
 		}
 		im.Close()
 	}
-	be := sim.New(sim.Prestart())
+	be := sim.New()
 	defer be.Close()
 	first, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Backend: be, Debug: true})
 	if err != nil {
@@ -430,7 +464,7 @@ func hostProcess(path string) {
 	ctx := context.Background()
 	be := sim.New()
 	if os.Getenv("ASYLO_TEST_HOST_PRESTART") != "" {
-		be = sim.New(sim.Prestart())
+		be = sim.New()
 		first, err := host.Load(ctx, host.LoadConfig{Path: path, Debug: true, Backend: be})
 		if err != nil {
 			fmt.Println("error", err)
@@ -573,11 +607,28 @@ func TestImageCache(t *testing.T) {
 	if m1 != m2 || m1 != identity.Measurement(sha256.Sum256(src)) {
 		t.Fatalf("measurements %s, %s", m1, m2)
 	}
-	// Same size, one byte changed in place (after the ELF header): a new measurement.
+	// Same size, one byte changed in place (in the padding after a section, which nothing
+	// reads: the image stays a valid executable): a new measurement.
+	ef, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := int64(-1)
+	for i, sec := range ef.Sections[:len(ef.Sections)-1] {
+		next := ef.Sections[i+1]
+		if sec.Type != elf.SHT_NULL && sec.Type != elf.SHT_NOBITS && next.Type != elf.SHT_NOBITS && sec.Offset+sec.Size < next.Offset {
+			at = int64(sec.Offset + sec.Size)
+			break
+		}
+	}
+	ef.Close()
+	if at < 0 {
+		t.Fatal("no padding between sections")
+	}
 	f, _ := os.OpenFile(path, os.O_WRONLY, 0)
-	f.WriteAt([]byte{src[len(src)-1] ^ 0xff}, int64(len(src)-1))
+	f.WriteAt([]byte{src[at] ^ 0xff}, at)
 	f.Close()
-	src[len(src)-1] ^= 0xff
+	src[at] ^= 0xff
 	if m3 := load(); m3 == m1 || m3 != identity.Measurement(sha256.Sum256(src)) {
 		t.Errorf("after changing the file: measurement %s, want the new file's", m3)
 	}
@@ -913,8 +964,8 @@ func statusField(t *testing.T, pid int, name string) []int {
 // not left a zombie), refuses later loads with ErrClosed and leaves running enclaves alone.
 func TestBackendClose(t *testing.T) {
 	ctx := context.Background()
-	be := sim.New(sim.Prestart())
-	waitPrestarted(t, be, 0) // New(Prestart()) prepares one before the first load
+	be := sim.New()
+	waitPrestarted(t, be, 0) // New prepares one before the first load
 	e, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Backend: be, Debug: true})
 	if err != nil {
 		t.Fatal(err)

@@ -53,7 +53,7 @@ func TestPrestartSpawner(t *testing.T) {
 	skipUnlessSpawner(t)
 	ctx := context.Background()
 	path := testEnclave(t)
-	be := sim.New(sim.Prestart())
+	be := sim.New()
 	defer be.Close()
 	spawner := waitPrestarted(t, be, 0)
 	const n = 4
@@ -250,7 +250,7 @@ func spawnerFailures(t *testing.T) {
 		bystander.Wait()
 	}()
 	t.Run("exec fails", func(t *testing.T) {
-		be := sim.New(sim.Prestart())
+		be := sim.New()
 		defer be.Close()
 		spawner := waitPrestarted(t, be, 0)
 		ns := nsLink(t, spawner, "user")
@@ -273,7 +273,7 @@ func spawnerFailures(t *testing.T) {
 	})
 	t.Run("spawner dies after fork", func(t *testing.T) {
 		defer sim.SpawnerDiesAfterFork()()
-		be := sim.New(sim.Prestart())
+		be := sim.New()
 		defer be.Close()
 		spawner := waitPrestarted(t, be, 0)
 		ns := nsLink(t, spawner, "user")
@@ -296,7 +296,7 @@ func TestLaunchEnvCannotMoveDescriptors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	env := []string{wire.EnvChannel + "=99", wire.EnvAttention + "=98", wire.EnvConnPass + "=97", wire.EnvImage + "=96"}
-	for name, opts := range map[string][]sim.Option{"direct": nil, "prestart": {sim.Prestart()}} {
+	for name, opts := range map[string][]sim.Option{"direct": {sim.Direct()}, "prestart": nil} {
 		t.Run(name, func(t *testing.T) {
 			be := sim.New(opts...)
 			defer be.Close()
@@ -324,7 +324,7 @@ func TestLaunchEnvCannotMoveDescriptors(t *testing.T) {
 func TestEnclaveOutlivesLoadingThread(t *testing.T) {
 	ctx := context.Background()
 	path := testEnclave(t)
-	for name, be := range map[string]*sim.Backend{"direct": sim.New(), "prestart": sim.New(sim.Prestart())} {
+	for name, be := range map[string]*sim.Backend{"direct": sim.New(sim.Direct()), "prestart": sim.New()} {
 		t.Run(name, func(t *testing.T) {
 			defer be.Close()
 			if name == "prestart" {
@@ -401,4 +401,22 @@ func copyExecutable(src, dst string) error {
 		return err
 	}
 	return os.WriteFile(dst, b, 0o755)
+}
+
+// TestUnreachableBackendEndsSpawner: a Backend that nothing refers to any more ends its
+// spawner, so that code making a Backend per load does not gather idle processes.
+func TestUnreachableBackendEndsSpawner(t *testing.T) {
+	pid := func() int {
+		be := sim.New()
+		return waitPrestarted(t, be, 0)
+	}()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		runtime.GC()
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			return // killed and reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("spawner %d still runs after its Backend became unreachable", pid)
+		}
+	}
 }

@@ -14,7 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Staged sandboxing, for processes prepared before they know their enclave (sim.Prestart).
+// Staged sandboxing, for processes prepared before they know their enclave (the sim back-end's
+// prestarted processes, which start its enclaves unless sim.Direct).
 //
 // A prestarted process calls PrepareLaunch while it waits: every descriptor it holds becomes
 // close-on-exec, core dumps are off, no_new_privs is set and the seccomp policy's Launch stage

@@ -374,7 +374,7 @@ func Probe() []Feature {
 	}
 	// How children start, not an isolation feature: always "available", so that doctor does
 	// not call the slower mode degraded.
-	perChild := "a user namespace per child: each direct load copies this host's page tables (~1 ms more per load, more with a large heap; sim.Prestart starts them from one spawner instead)"
+	perChild := "a user namespace per child: each direct load (sim.Direct) copies this host's page tables (~1 ms more per load, more with a large heap); by default sim starts enclaves from one spawner instead"
 	if isRoot() {
 		d := probeDirect()
 		detail := perChild
