@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,7 @@ func Run(t *testing.T, tg Target) {
 	if tg.Isolated {
 		t.Run("Death", func(t *testing.T) { death(t, tg) })
 		t.Run("StandardStreams", func(t *testing.T) { streams(t, tg) })
+		t.Run("ArgsAndEnv", func(t *testing.T) { argsEnv(t, tg) })
 		t.Run("Sandbox", func(t *testing.T) { sandbox(t, tg) })
 	}
 }
@@ -410,6 +412,38 @@ func streams(t *testing.T, tg Target) {
 	}
 	if !strings.Contains(errOut.String(), "stderr:to the host") {
 		t.Errorf("stderr = %q", errOut.String())
+	}
+}
+
+// argsEnv: the enclave program gets LoadConfig.Args after its name, and LoadConfig.Env plus the
+// launch's own variables as its whole environment: nothing of the host's.
+func argsEnv(t *testing.T, tg Target) {
+	t.Setenv("ASYLO_CONFORMANCE_HOST_ONLY", "1")
+	args := []string{"one", "two words", "", "--flag=x"}
+	e := load(t, tg, host.LoadConfig{Args: args, Env: []string{"GREETING=hello=world", "EMPTY="}})
+	var got testenclave.ArgsEnv
+	if err := json.Unmarshal([]byte(call(t, e, "args-env", "{}")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Args, args) {
+		t.Errorf("enclave's arguments %q, want %q", got.Args, args)
+	}
+	env := map[string]string{}
+	for _, kv := range got.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+		if !strings.HasPrefix(k, "ASYLO_") && k != "GREETING" && k != "EMPTY" {
+			t.Errorf("enclave's environment has %q, which LoadConfig.Env does not", kv)
+		}
+	}
+	if v, ok := env["GREETING"]; !ok || v != "hello=world" {
+		t.Errorf("GREETING = %q (set: %v), want %q", v, ok, "hello=world")
+	}
+	if v, ok := env["EMPTY"]; !ok || v != "" {
+		t.Errorf("EMPTY = %q (set: %v), want empty", v, ok)
+	}
+	if _, ok := env["ASYLO_CONFORMANCE_HOST_ONLY"]; ok {
+		t.Error("the host's environment reached the enclave")
 	}
 }
 

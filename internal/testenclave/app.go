@@ -34,6 +34,13 @@ var blob = sync.OnceValue(func() []byte {
 	return b
 })
 
+// ArgsEnv is what the "args-env" handler returns: the program's arguments after its name, and
+// its whole environment.
+type ArgsEnv struct {
+	Args []string
+	Env  []string
+}
+
 // App is the test application.
 type App struct {
 	mu      sync.Mutex
@@ -105,6 +112,9 @@ func (a *App) Options() []enclave.Option {
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
+		}),
+		enclave.HandleJSON("args-env", func(ctx context.Context, _ struct{}) (ArgsEnv, error) {
+			return ArgsEnv{Args: os.Args[1:], Env: os.Environ()}, nil
 		}),
 		enclave.Handle("launch-env", func(ctx context.Context, in []byte) ([]byte, error) {
 			// The launch-contract variable named by in (the runtime has opened what it names).
