@@ -35,6 +35,17 @@ func PrestartExecOnly() func() {
 	return func() { prestartExecOnly.Store(false) }
 }
 
+// ForgetImages empties b's cache of sealed, measured images, so that the next load of each
+// image copies and measures it again.
+func ForgetImages(b *Backend) {
+	b.imu.Lock()
+	defer b.imu.Unlock()
+	for k, im := range b.images {
+		im.Close()
+		delete(b.images, k)
+	}
+}
+
 // DelayPrestart delays every start of a prestarted process by d until the returned function is
 // called.
 func DelayPrestart(d time.Duration) func() {
