@@ -242,6 +242,11 @@ func (b *Backend) Start(ctx context.Context, spec backend.Spec) (backend.Instanc
 	if err != nil {
 		return nil, err
 	}
+	if !img.Static && !id.Debug {
+		// Its measurement would not cover the program interpreter and the libraries it loads
+		// from the host's file system, so a signed identity would claim more than it covers.
+		return nil, fmt.Errorf("%w: %s is dynamically linked (it names a program interpreter), so its measurement would not cover the code it loads; build it with asylo build, or load it in debug mode", backend.ErrNotEnclave, spec.Path)
+	}
 	return b.start(ctx, spec, img, id)
 }
 

@@ -281,6 +281,24 @@ func TestPrestartDynamicImage(t *testing.T) {
 	}
 	be := sim.New()
 	defer be.Close()
+	// Signed, it is refused outside debug mode: its measurement does not cover what it loads.
+	key, _ := signing.GenerateKey(nil)
+	src, err := os.ReadFile(dyn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, err := signing.Sign(key, identity.Measurement(sha256.Sum256(src)), 1, 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := mf.Marshal()
+	if err := os.WriteFile(signing.ManifestPath(dyn), mb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := host.Load(ctx, host.LoadConfig{Path: dyn, Backend: be}); !errors.Is(err, backend.ErrNotEnclave) {
+		t.Fatalf("signed dynamic image, not debug: %v, want ErrNotEnclave", err)
+	}
+	os.Remove(signing.ManifestPath(dyn)) // unsigned from here on, loaded in debug mode
 	first, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Backend: be, Debug: true})
 	if err != nil {
 		t.Fatal(err)
