@@ -251,6 +251,18 @@ func cancellation(t *testing.T, tg Target) {
 	if _, err := e.Call(c3, "sleep", []byte("30s")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("call past deadline: %v", err)
 	}
+	// Both handlers saw their context end: the cancellation and the deadline crossed the
+	// boundary, not only the host's wait.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got := call(t, e, "interrupted", "")
+		if got == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s handlers saw their context end, want 2", got)
+			break
+		}
+	}
 	// Cancelled calls freed their slots; the enclave still answers.
 	if got := call(t, e, "echo", "ok"); got != "ok" {
 		t.Errorf("after cancellations: %q", got)

@@ -43,11 +43,13 @@ type ArgsEnv struct {
 
 // App is the test application.
 type App struct {
-	mu      sync.Mutex
-	config  string
-	count   atomic.Int64
-	running atomic.Int64
-	peak    atomic.Int64
+	mu     sync.Mutex
+	config string
+	count  atomic.Int64
+	// interrupted counts "sleep" calls whose context ended.
+	interrupted atomic.Int64
+	running     atomic.Int64
+	peak        atomic.Int64
 }
 
 // New returns the application and its handlers.
@@ -110,8 +112,13 @@ func (a *App) Options() []enclave.Option {
 			case <-time.After(d):
 				return []byte("slept"), nil
 			case <-ctx.Done():
+				a.interrupted.Add(1)
 				return nil, ctx.Err()
 			}
+		}),
+		enclave.Handle("interrupted", func(ctx context.Context, in []byte) ([]byte, error) {
+			// How many "sleep" calls saw their context end (cancellation or deadline).
+			return []byte(strconv.FormatInt(a.interrupted.Load(), 10)), nil
 		}),
 		enclave.HandleJSON("args-env", func(ctx context.Context, _ struct{}) (ArgsEnv, error) {
 			return ArgsEnv{Args: os.Args[1:], Env: os.Environ()}, nil
