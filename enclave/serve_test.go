@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,8 +61,12 @@ func socketPair(t *testing.T, typ int) (net.Conn, net.Conn) {
 }
 
 func startServeOn(t *testing.T, a, b net.Conn, opts ...enclave.Option) *hostile {
+	return startServeApp(t, a, b, nopApp{}, opts...)
+}
+
+func startServeApp(t *testing.T, a, b net.Conn, app enclave.Application, opts ...enclave.Option) *hostile {
 	h := &hostile{t: t, c: wire.NewConn(a, 0), raw: a, done: make(chan error, 1)}
-	go func() { h.done <- enclave.Serve(context.Background(), b, nopApp{}, opts...) }()
+	go func() { h.done <- enclave.Serve(context.Background(), b, app, opts...) }()
 	f, err := h.c.ReadFrame()
 	if err != nil || f.Kind != wire.KindHello {
 		t.Fatalf("first frame %v, %v", f.Kind, err)
@@ -151,6 +156,53 @@ func TestStateMachine(t *testing.T) {
 	h.send(wire.KindFinalize, 6, wire.AppendRequestHeader(nil, wire.KindFinalize, 0, ""))
 	if st, _ := h.result(6); st != wire.StatusOK {
 		t.Errorf("FINALIZE: %v", st)
+	}
+	if err := h.ended(); err != nil {
+		t.Errorf("Serve after FINALIZE: %v", err)
+	}
+}
+
+// gatedApp's Initialize and Finalize wait until their channel is closed.
+type gatedApp struct{ init, fin chan struct{} }
+
+func (a gatedApp) Initialize(context.Context, []byte) error       { <-a.init; return nil }
+func (gatedApp) Run(_ context.Context, in []byte) ([]byte, error) { return in, nil }
+func (a gatedApp) Finalize(context.Context, []byte) error         { <-a.fin; return nil }
+
+// TestStateMachineTransitions: while Initialize or Finalize runs, every other request is refused
+// with BAD_STATE and a message naming the state, and the transition still completes.
+func TestStateMachineTransitions(t *testing.T) {
+	app := gatedApp{init: make(chan struct{}), fin: make(chan struct{})}
+	a, b := net.Pipe()
+	h := startServeApp(t, a, b, app)
+	refused := func(id uint64, state string) {
+		t.Helper()
+		st, msg := h.result(id)
+		if st != wire.StatusBadState || !strings.Contains(msg, "in state "+state) {
+			t.Errorf("request %d while %s: %v %q, want BAD_STATE naming the state", id, state, st, msg)
+		}
+	}
+	h.send(wire.KindInit, 1, wire.AppendInit(nil, wire.InitParams{Name: "x"}))
+	h.send(wire.KindRun, 2, run("early"))
+	refused(2, "initializing")
+	h.send(wire.KindCall, 3, wire.AppendRequestHeader(nil, wire.KindCall, 0, "any"))
+	refused(3, "initializing")
+	h.send(wire.KindInit, 4, wire.AppendInit(nil, wire.InitParams{Name: "x"}))
+	refused(4, "initializing")
+	h.send(wire.KindFinalize, 5, wire.AppendRequestHeader(nil, wire.KindFinalize, 0, ""))
+	refused(5, "initializing")
+	close(app.init)
+	if st, _ := h.result(1); st != wire.StatusOK {
+		t.Fatalf("INIT: %v", st)
+	}
+	h.send(wire.KindFinalize, 6, wire.AppendRequestHeader(nil, wire.KindFinalize, 0, ""))
+	h.send(wire.KindRun, 7, run("late"))
+	refused(7, "finalizing")
+	h.send(wire.KindFinalize, 8, wire.AppendRequestHeader(nil, wire.KindFinalize, 0, ""))
+	refused(8, "finalizing")
+	close(app.fin)
+	if st, _ := h.result(6); st != wire.StatusOK {
+		t.Fatalf("FINALIZE: %v", st)
 	}
 	if err := h.ended(); err != nil {
 		t.Errorf("Serve after FINALIZE: %v", err)
