@@ -563,6 +563,7 @@ func BenchmarkPayload1MiB(b *testing.B) {
 					func() { call(b, e, "echo", payload) }},
 			}
 			for _, d := range dirs {
+				var floorPerOp float64 // ns, from the floor's last run: "x" of the sim side
 				for _, side := range []struct {
 					name string
 					f    func()
@@ -582,6 +583,12 @@ func BenchmarkPayload1MiB(b *testing.B) {
 						m.stop()
 						b.StopTimer()
 						m.report(b, b.N)
+						perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+						if side.name == "floor" {
+							floorPerOp = perOp
+						} else if floorPerOp > 0 {
+							b.ReportMetric(perOp/floorPerOp, "x")
+						}
 					})
 				}
 			}
@@ -880,6 +887,7 @@ func memOf(tb testing.TB, pid int) (rss, pss int64) {
 // ("fresh": after one 64-byte call; "after1MiB": after 20 1 MiB echo calls, the heap grown), and
 // of the idle rawecho floor. ns/op is meaningless here (one /proc read); see the MiB metrics.
 func BenchmarkIdleMemory(b *testing.B) {
+	var floorRSS int64 // rawecho's, for the "x" of the others
 	report := func(b *testing.B, pid int) {
 		time.Sleep(200 * time.Millisecond) // let start-up settle
 		var rss, pss int64
@@ -890,11 +898,15 @@ func BenchmarkIdleMemory(b *testing.B) {
 		if pss >= 0 {
 			b.ReportMetric(float64(pss)/mib, "pss-MiB")
 		}
+		if floorRSS > 0 {
+			b.ReportMetric(float64(rss)/float64(floorRSS), "x")
+		}
 	}
 	b.Run("floor", func(b *testing.B) {
 		r := startRaw(b, "sock", false)
 		defer r.close()
 		report(b, r.pid())
+		floorRSS, _ = memOf(b, r.pid())
 	})
 	for _, c := range []struct {
 		name string
