@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,5 +76,31 @@ func TestQuickstartRefusesTampering(t *testing.T) {
 	os.Remove(signing.ManifestPath(path))
 	if _, err := host.Load(context.Background(), host.LoadConfig{Path: path}); !errors.Is(err, backend.ErrUnsigned) {
 		t.Errorf("unsigned binary: %v, want ErrUnsigned", err)
+	}
+}
+
+// TestQuickstartCommand runs the README's first command as it is run: the command builds its own
+// enclave from source, signs it and loads it with host.Load's default back-end.
+func TestQuickstartCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command and its enclave")
+	}
+	bin := filepath.Join(t.TempDir(), "quickstart")
+	build := exec.Command("go", "build", "-o", bin, "./examples/quickstart")
+	build.Dir = enclavetest.ModuleRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-message", "from the README")
+	cmd.Dir = enclavetest.ModuleRoot()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("quickstart: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"enclave loaded on sim", "debug false", "plaintext   from the README", "tampered ciphertext refused"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
 	}
 }
