@@ -175,31 +175,28 @@ func TestStateMachineTransitions(t *testing.T) {
 	app := gatedApp{init: make(chan struct{}), fin: make(chan struct{})}
 	a, b := net.Pipe()
 	h := startServeApp(t, a, b, app)
-	refused := func(id uint64, state string) {
+	refused := func(id uint64, kind wire.Kind, body []byte, state string) {
 		t.Helper()
+		h.send(kind, id, body)
 		st, msg := h.result(id)
 		if st != wire.StatusBadState || !strings.Contains(msg, "in state "+state) {
-			t.Errorf("request %d while %s: %v %q, want BAD_STATE naming the state", id, state, st, msg)
+			t.Errorf("%v while %s: %v %q, want BAD_STATE naming the state", kind, state, st, msg)
 		}
 	}
-	h.send(wire.KindInit, 1, wire.AppendInit(nil, wire.InitParams{Name: "x"}))
-	h.send(wire.KindRun, 2, run("early"))
-	refused(2, "initializing")
-	h.send(wire.KindCall, 3, wire.AppendRequestHeader(nil, wire.KindCall, 0, "any"))
-	refused(3, "initializing")
-	h.send(wire.KindInit, 4, wire.AppendInit(nil, wire.InitParams{Name: "x"}))
-	refused(4, "initializing")
-	h.send(wire.KindFinalize, 5, wire.AppendRequestHeader(nil, wire.KindFinalize, 0, ""))
-	refused(5, "initializing")
+	initBody := wire.AppendInit(nil, wire.InitParams{Name: "x"})
+	finBody := wire.AppendRequestHeader(nil, wire.KindFinalize, 0, "")
+	h.send(wire.KindInit, 1, initBody)
+	refused(2, wire.KindRun, run("early"), "initializing")
+	refused(3, wire.KindCall, wire.AppendRequestHeader(nil, wire.KindCall, 0, "any"), "initializing")
+	refused(4, wire.KindInit, initBody, "initializing")
+	refused(5, wire.KindFinalize, finBody, "initializing")
 	close(app.init)
 	if st, _ := h.result(1); st != wire.StatusOK {
 		t.Fatalf("INIT: %v", st)
 	}
-	h.send(wire.KindFinalize, 6, wire.AppendRequestHeader(nil, wire.KindFinalize, 0, ""))
-	h.send(wire.KindRun, 7, run("late"))
-	refused(7, "finalizing")
-	h.send(wire.KindFinalize, 8, wire.AppendRequestHeader(nil, wire.KindFinalize, 0, ""))
-	refused(8, "finalizing")
+	h.send(wire.KindFinalize, 6, finBody)
+	refused(7, wire.KindRun, run("late"), "finalizing")
+	refused(8, wire.KindFinalize, finBody, "finalizing")
 	close(app.fin)
 	if st, _ := h.result(6); st != wire.StatusOK {
 		t.Fatalf("FINALIZE: %v", st)
