@@ -32,7 +32,9 @@ import (
 type LoadConfig struct {
 	// Path is the enclave binary. Required except for back-ends that run linked-in code.
 	Path string
-	// Backend starts the enclave; nil means the sim back-end.
+	// Backend starts the enclave; nil means one sim back-end (sim.New()) shared by every load
+	// of this process that names none, which keeps its spawner (this program executed again:
+	// see sim.New) for the life of the process.
 	Backend backend.Backend
 	// Name identifies the enclave in logs; it defaults to the binary's file name.
 	// At most 128 bytes of UTF-8.
