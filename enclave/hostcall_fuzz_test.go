@@ -1,13 +1,16 @@
 package enclave_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
 	"github.com/asylo-go/asylo/enclave"
+	"github.com/asylo-go/asylo/identity"
 	"github.com/asylo-go/asylo/internal/wire"
 )
 
@@ -55,31 +58,56 @@ func hostCallerOptions() []enclave.Option {
 // out, an error). Whatever the answers, the call must end with a RESULT or the runtime must end
 // the connection for a protocol error: no panic, no hang.
 func FuzzHostCallAnswers(f *testing.F) {
+	seq := func(as ...[]byte) []byte { return bytes.Join(as, nil) }
 	answer := func(st wire.Status, body []byte) []byte {
 		return append(binary.LittleEndian.AppendUint16([]byte{byte(st)}, uint16(len(body))), body...)
 	}
-	f.Add(uint8(0), answer(wire.StatusOK, binary.LittleEndian.AppendUint64(nil, 1e18)))
-	f.Add(uint8(0), answer(wire.StatusOK, []byte{1, 2, 3}))
-	f.Add(uint8(1), append(answer(wire.StatusOK, []byte{7, 0, 0, 0}), answer(wire.StatusOK, make([]byte, 40))...))
-	f.Add(uint8(2), answer(wire.StatusOK, []byte{1, 0, 0, 0, 0, 0, 0, 0x80}))
-	f.Add(uint8(3), answer(wire.StatusOK, make([]byte, 32)))
+	ok := func(body []byte) []byte { return answer(wire.StatusOK, body) }
+	u32 := func(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+	u64 := func(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+	keyID, key := ok(make([]byte, 8)), ok(bytes.Repeat([]byte{7}, 32))
+	sealer := seq(keyID, key) // the sealing root's key id, and the key seal.New derives
+	notFound := answer(wire.StatusNotFound, []byte("no such file"))
+	f.Add(uint8(0), ok(u64(1e18)))
+	f.Add(uint8(0), ok([]byte{1, 2, 3}))
+	// file: a storage key file that exists (open, size, read; its blob then fails to unseal)...
+	f.Add(uint8(1), seq(sealer, ok(u32(7)), ok(u64(16)), ok(make([]byte, 16)), ok(nil)))
+	// ... one that does not (the key is made, sealed, written and renamed into place; then the
+	// file itself is created), and one whose write answer lies...
+	f.Add(uint8(1), seq(sealer, notFound, ok(u32(8)), ok(nil), ok(u32(136)) /* the sealed key */, ok(nil), ok(nil), ok(nil), notFound, ok(u32(9))))
+	f.Add(uint8(1), seq(sealer, notFound, ok(u32(8)), ok(nil), ok(u32(3))))
+	// ... and answers that lie (a handle of 3 bytes, a size past the limit).
+	f.Add(uint8(1), seq(sealer, ok([]byte{1, 2, 3})))
+	f.Add(uint8(1), seq(sealer, ok(u32(7)), ok(u64(1<<63))))
+	f.Add(uint8(2), ok([]byte{1, 0, 0, 0, 0, 0, 0, 0x80}))
+	f.Add(uint8(2), ok(u64(5)))
+	f.Add(uint8(3), seq(sealer, key))
+	f.Add(uint8(3), seq(ok(make([]byte, 32)), key))
+	f.Add(uint8(3), seq(sealer, ok(make([]byte, 31))))
 	f.Add(uint8(4), answer(wire.StatusApplication, []byte("no platform")))
+	f.Add(uint8(4), ok([]byte("not evidence")))
 	f.Fuzz(func(t *testing.T, which uint8, answers []byte) {
 		h := startServe(t, hostCallerOptions()...)
-		h.send(wire.KindInit, 1, wire.AppendInit(nil, wire.InitParams{Name: "fuzz"}))
+		// A measured identity, as sealing needs one.
+		id := identity.Identity{Backend: "sim", Measurement: identity.Measurement{1}, Debug: true}
+		h.send(wire.KindInit, 1, wire.AppendInit(nil, wire.InitParams{Name: "fuzz", Identity: id}))
 		if st, _ := h.result(1); st != wire.StatusOK {
 			t.Fatalf("INIT: %v", st)
 		}
 		method := hostCallers[int(which)%len(hostCallers)]
 		h.send(wire.KindCall, 2, append(wire.AppendRequestHeader(nil, wire.KindCall, 0, method), "in"...))
-		h.raw.SetReadDeadline(time.Now().Add(20 * time.Second))
+		limit := time.Now().Add(20 * time.Second)
+		h.raw.SetDeadline(limit)
 		for {
 			fr, err := h.c.ReadFrame()
-			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+			if isTimeout(err) {
 				t.Fatalf("%s: no RESULT and no end within 20 s", method)
 			}
-			if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
 				return // the runtime ended the connection
+			}
+			if err != nil {
+				t.Fatalf("%s: the runtime sent a malformed frame: %v", method, err)
 			}
 			switch fr.Kind {
 			case wire.KindResult:
@@ -97,7 +125,9 @@ func FuzzHostCallAnswers(f *testing.F) {
 					st, body = wire.Status(answers[0]), answers[3:min(len(answers), 3+n)]
 					answers = answers[min(len(answers), 3+n):]
 				}
-				if err := h.c.WriteResult(wire.KindHostResult, fr.ID, st, body); err != nil {
+				if err := h.c.WriteResult(wire.KindHostResult, fr.ID, st, body); isTimeout(err) {
+					t.Fatalf("%s: the runtime stopped reading", method)
+				} else if err != nil {
 					return // the runtime ended the connection meanwhile
 				}
 			}

@@ -22,7 +22,8 @@ func FuzzLoadImage(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(img[:min(len(img), 64<<10)]) // headers intact, sections cut off
+	f.Add(img)                         // an image LoadImage accepts, so that the seeds check its measurement
+	f.Add(img[:min(len(img), 64<<10)]) // headers intact, sections cut off: refused
 	f.Add([]byte("\x7fELF"))
 	f.Add([]byte("#!/bin/sh\n"))
 	dir := f.TempDir()

@@ -764,15 +764,21 @@ type prestartPool struct {
 }
 
 // take returns the spawner or the ready process; a process in exec mode is the caller's and the
-// pool starts preparing the next one. While one is being prepared, take waits for it (until ctx
-// ends): an enclave started directly instead would run its first instructions unconfined. It
-// returns nil if there is none to wait for (the last attempt to prepare one failed less than
-// prestartRetry ago, or the pool is closed). failed is the reason the last attempt failed, the
-// first time take sees it.
-func (pp *prestartPool) take(ctx context.Context) (p *prestarted, failed error) {
-	// Two rounds: a process that dies as soon as it is ready is not waited for again.
-	for round := 0; ; round++ {
+// pool starts preparing the next one. While one is being prepared, take waits for it, however
+// many loads wait (in exec mode each gets the next): an enclave started directly instead would
+// run its first instructions unconfined. It returns nil, for a direct start, only if there is
+// none to wait for (the last attempt to prepare one failed less than prestartRetry ago, or two
+// in a row died as soon as they were ready); ErrClosed once the pool is closed, and ctx's error
+// if ctx ends first. failed is the reason the last attempt failed, the first time take sees it.
+func (pp *prestartPool) take(ctx context.Context) (p *prestarted, failed error, err error) {
+	dead := 0
+	for {
+		// ready and started change together, under mu, when a start ends: read them together.
 		pp.mu.Lock()
+		if pp.closed {
+			pp.mu.Unlock()
+			return nil, failed, ErrClosed
+		}
 		p = pp.ready
 		if p != nil && !p.spawner {
 			pp.ready = nil
@@ -780,28 +786,38 @@ func (pp *prestartPool) take(ctx context.Context) (p *prestarted, failed error) 
 		if pp.lastErr != nil && pp.lastErr != pp.reported {
 			failed, pp.reported = pp.lastErr, pp.lastErr
 		}
-		pp.mu.Unlock()
-		if p != nil && p.alive() {
-			if !p.spawner {
-				time.AfterFunc(refillDelay, pp.refill)
-			}
-			return p, failed
-		}
-		if p != nil {
-			pp.drop(p)
-		} else {
-			pp.refill()
-		}
-		pp.mu.Lock()
 		started := pp.started
 		pp.mu.Unlock()
-		if started == nil || round == 1 {
-			return nil, failed
+		if p != nil {
+			if p.alive() {
+				if !p.spawner {
+					time.AfterFunc(refillDelay, pp.refill)
+				}
+				return p, failed, nil
+			}
+			pp.drop(p) // and starts preparing another
+			if dead++; dead == 2 {
+				return nil, failed, nil
+			}
+			continue
+		}
+		if started == nil {
+			pp.refill()
+			pp.mu.Lock()
+			started = pp.started
+			none := started == nil && pp.ready == nil && !pp.closed // refill declined: a recent failure
+			pp.mu.Unlock()
+			if none {
+				return nil, failed, nil
+			}
+			if started == nil {
+				continue // closed meanwhile, or one became ready
+			}
 		}
 		select {
 		case <-started:
 		case <-ctx.Done():
-			return nil, failed
+			return nil, failed, ctx.Err()
 		}
 	}
 }
@@ -890,16 +906,17 @@ func copyOut(wg *sync.WaitGroup, w io.Writer, r *os.File) {
 
 // prestartProcess returns the Backend's prestarted process, waiting for it while it is being
 // prepared, or nil (Direct or InsecureNoSandbox, or none could be prepared: the caller starts the
-// enclave itself). A new reason why no process could be prepared is logged once.
-func (b *Backend) prestartProcess(ctx context.Context, logger *slog.Logger) *prestarted {
+// enclave itself), or an error (ErrClosed, or ctx's). A new reason why no process could be
+// prepared is logged once.
+func (b *Backend) prestartProcess(ctx context.Context, logger *slog.Logger) (*prestarted, error) {
 	if !b.prestart || b.noSandbox {
-		return nil
+		return nil, nil
 	}
-	p, failed := b.prestarted.take(ctx)
+	p, failed, err := b.prestarted.take(ctx)
 	if failed != nil {
 		logger.Warn("sim: cannot prestart a process; enclaves start directly", "retry_after", prestartRetry, "err", failed)
 	}
-	return p
+	return p, err
 }
 
 // launchPrestarted hands the enclave to p, with pipes for the standard streams spec asks for. An

@@ -322,9 +322,9 @@ func (b *Backend) start(ctx context.Context, spec backend.Spec, img *Image, id i
 	in := &instance{id: id, done: make(chan struct{}), backend: b, pass: hostPassConn.(*net.UnixConn), attn: attn}
 	var p *prestarted
 	if img.Static {
-		p = b.prestartProcess(ctx, logger)
-		if err := ctx.Err(); p == nil && err != nil {
-			return fail(err)
+		if p, err = b.prestartProcess(ctx, logger); err != nil {
+			fail(err) // closes what was made for the enclave
+			return nil, err
 		}
 	}
 	started := false

@@ -111,21 +111,93 @@ func TestFirstLoadConfined(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer e.Destroy(ctx, nil)
-			out, err := e.Call(ctx, "early", []byte("{}"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var r earlyinit.Result
-			if err := json.Unmarshal(out, &r); err != nil {
-				t.Fatal(err)
-			}
-			if confined := r.Seccomp == 2; confined != c.confined {
-				t.Errorf("seccomp mode %d before the runtime's initialisation; want confined=%v", r.Seccomp, c.confined)
+			if mode := earlySeccomp(t, e); (mode == 2) != c.confined {
+				t.Errorf("seccomp mode %d before the runtime's initialisation; want confined=%v", mode, c.confined)
 			}
 			if warned := strings.Contains(log.String(), "started directly (sim.Direct)"); warned == c.confined {
 				t.Errorf("direct start logged: %v, want %v; log:\n%s", warned, !c.confined, log.String())
 			}
 		})
+	}
+}
+
+// earlySeccomp returns the seccomp mode the test enclave's backend/earlyinit saw: 2 if the
+// process was confined before the enclave runtime's initialisation.
+func earlySeccomp(t *testing.T, e *host.Enclave) int {
+	t.Helper()
+	out, err := e.Call(context.Background(), "early", []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r earlyinit.Result
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r.Seccomp
+}
+
+// TestConcurrentLoadsWait: loads at once on a new Backend all wait for a prestarted process,
+// also in exec mode, where each uses one up and the others wait for the next; none starts
+// directly.
+func TestConcurrentLoadsWait(t *testing.T) {
+	path := testEnclave(t)
+	defer sim.DelayPrestart(100 * time.Millisecond)()
+	for _, mode := range []string{"spawn", "exec"} {
+		t.Run(mode, func(t *testing.T) {
+			if mode == "exec" {
+				defer sim.PrestartExecOnly()()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			be := sim.New()
+			defer be.Close()
+			var log conformance.SyncBuffer
+			logger := slog.New(slog.NewTextHandler(&log, nil))
+			errs := make(chan error, 3)
+			for range 3 {
+				go func() {
+					e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true, Logger: logger})
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer e.Destroy(ctx, nil)
+					var r earlyinit.Result
+					out, err := e.Call(ctx, "early", []byte("{}"))
+					if err == nil {
+						err = json.Unmarshal(out, &r)
+					}
+					if err == nil && r.Seccomp != 2 {
+						err = fmt.Errorf("seccomp mode %d before the runtime's initialisation", r.Seccomp)
+					}
+					errs <- err
+				}()
+			}
+			for range 3 {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+			if strings.Contains(log.String(), "started directly") {
+				t.Errorf("a load started directly:\n%s", log.String())
+			}
+		})
+	}
+}
+
+// TestCloseWhileWaiting: a load waiting for the prestarted process of a Backend that is closed
+// meanwhile fails with ErrClosed; it does not start its enclave directly.
+func TestCloseWhileWaiting(t *testing.T) {
+	path := testEnclave(t)
+	defer sim.DelayPrestart(500 * time.Millisecond)()
+	be := sim.New()
+	time.AfterFunc(100*time.Millisecond, func() { be.Close() })
+	e, err := host.Load(context.Background(), host.LoadConfig{Path: path, Backend: be, Debug: true})
+	if err == nil {
+		e.Destroy(context.Background(), nil)
+	}
+	if !errors.Is(err, sim.ErrClosed) {
+		t.Fatalf("load on a Backend closed while it waited: %v, want ErrClosed", err)
 	}
 }
 
@@ -196,7 +268,9 @@ func testPrestart(t *testing.T, execMode bool) {
 	// before the sandbox; a prestarted one's runtime starts under seccomp and cannot open them:
 	// docs/sandbox.md, "Prestarted processes".)
 	var out2 conformance.SyncBuffer
-	direct, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: sim.New(sim.Switchless()), Debug: true, Stdout: &out2})
+	dbe := sim.New(sim.Switchless(), sim.Direct())
+	defer dbe.Close()
+	direct, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: dbe, Debug: true, Stdout: &out2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,12 +440,17 @@ func TestInheritedDescriptorsClosed(t *testing.T) {
 // The enclave process lives in its own namespaces and runs unprivileged, seen from the host.
 func TestNamespacesAndCredentials(t *testing.T) {
 	ctx := context.Background()
-	e, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Debug: true})
-	if err != nil {
-		t.Fatal(err)
+	for name, be := range map[string]*sim.Backend{"default": sim.New(), "direct": sim.New(sim.Direct())} {
+		t.Run(name, func(t *testing.T) {
+			defer be.Close()
+			e, err := host.Load(ctx, host.LoadConfig{Path: testEnclave(t), Backend: be, Debug: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Destroy(ctx, nil)
+			checkIsolated(t, e)
+		})
 	}
-	defer e.Destroy(ctx, nil)
-	checkIsolated(t, e)
 }
 
 func checkIsolated(t *testing.T, e *host.Enclave) {
@@ -480,8 +559,9 @@ func TestLoadErrors(t *testing.T) {
 // ASYLO_TEST_HOST_PRESTART set, the enclave it reports is started by a prestarted process.
 func hostProcess(path string) {
 	ctx := context.Background()
-	be := sim.New()
+	be := sim.New(sim.Direct())
 	if os.Getenv("ASYLO_TEST_HOST_PRESTART") != "" {
+		be.Close()
 		be = sim.New()
 		first, err := host.Load(ctx, host.LoadConfig{Path: path, Debug: true, Backend: be})
 		if err != nil {

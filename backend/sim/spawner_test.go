@@ -45,10 +45,10 @@ func nsLink(t *testing.T, pid int, ns string) string {
 	return l
 }
 
-// TestPrestartSpawner: where the sandbox has a user namespace, Prestart keeps one spawner that
+// TestPrestartSpawner: where the sandbox has a user namespace, a Backend keeps one spawner that
 // starts every enclave (loads at once included) as the host's child, pid 1 of namespaces of its
-// own, without capabilities; enclaves outlive it, and a load after its death starts directly
-// while the back-end prepares another.
+// own, without capabilities; enclaves outlive it, and a load after its death waits for the
+// spawner the back-end prepares instead, and is confined from its start as before.
 func TestPrestartSpawner(t *testing.T) {
 	skipUnlessSpawner(t)
 	ctx := context.Background()
@@ -109,8 +109,8 @@ func TestPrestartSpawner(t *testing.T) {
 	}
 	probeRefusesAll(t, encs[0])
 
-	// The spawner dies: its enclaves go on, the next load starts directly, and a new spawner
-	// serves the loads after it.
+	// The spawner dies: its enclaves go on, and the next load waits for a new spawner, which
+	// serves it and the loads after it.
 	if err := syscall.Kill(spawner, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -124,13 +124,13 @@ func TestPrestartSpawner(t *testing.T) {
 			t.Fatalf("enclave after its spawner died: %q, %v", got, err)
 		}
 	}
-	direct, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true})
+	after, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer direct.Destroy(ctx, nil)
-	if got, err := direct.Call(ctx, "echo", []byte("x")); err != nil || string(got) != "x" {
-		t.Fatalf("echo: %q, %v", got, err)
+	defer after.Destroy(ctx, nil)
+	if mode := earlySeccomp(t, after); mode != 2 {
+		t.Errorf("load after the spawner died: seccomp mode %d before the runtime's initialisation, want 2 (not a direct start)", mode)
 	}
 	next := waitPrestarted(t, be, spawner)
 	e, err := host.Load(ctx, host.LoadConfig{Path: path, Backend: be, Debug: true})
@@ -180,7 +180,7 @@ func TestPrestartSpawner(t *testing.T) {
 	}
 }
 
-// skipUnlessSpawner skips a test where Prestart does not use a spawner.
+// skipUnlessSpawner skips a test where the back-end prestarts without a spawner (exec mode).
 func skipUnlessSpawner(t *testing.T) {
 	t.Helper()
 	attr, warns := sandbox.ProcAttr()
@@ -353,9 +353,9 @@ func TestEnclaveOutlivesLoadingThread(t *testing.T) {
 }
 
 // TestUnprivilegedHost runs the tests of prestarting and of enclaves' lifetimes again in a host
-// that is not root, as most developers' are: every enclave then needs a user namespace, and
-// Prestart a spawner in one. CI runs as root, so without this the unprivileged path would go
-// untested.
+// that is not root, as most developers' are: every directly started enclave then needs a user
+// namespace, and the spawner one of its own. CI runs as root, so without this the unprivileged
+// path would go untested.
 func TestUnprivilegedHost(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("already unprivileged: the other tests cover this host")
@@ -376,7 +376,7 @@ func TestUnprivilegedHost(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	tests := []string{"TestPrestartSpawner", "TestSpawnerFailuresLeaveNothing", "TestLaunchEnvCannotMoveDescriptors", "TestEnclaveOutlivesLoadingThread", "TestNamespacesAndCredentials", "TestEnclaveDiesWithHost"}
+	tests := []string{"TestPrestartSpawner", "TestFirstLoadConfined", "TestSpawnerFailuresLeaveNothing", "TestLaunchEnvCannotMoveDescriptors", "TestEnclaveOutlivesLoadingThread", "TestNamespacesAndCredentials", "TestEnclaveDiesWithHost"}
 	cmd := exec.CommandContext(ctx, bin, "-test.run=^("+strings.Join(tests, "|")+")$", "-test.v", "-test.count=1")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), enclavetest.EnvPrebuilt+"="+dir)

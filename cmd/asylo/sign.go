@@ -56,8 +56,11 @@ identity, which verifiers refuse unless their policy allows debug.`,
 			if err != nil {
 				return fmt.Errorf("sign: %w", pathError(err))
 			}
-			m := img.Measurement
+			m, static := img.Measurement, img.Static
 			img.Close()
+			if !static && !*debug {
+				return fmt.Errorf("sign: %s is dynamically linked (it names a program interpreter): its measurement would not cover the code it loads, and sim loads it only in debug mode; build it with asylo build, or sign it with --debug", path)
+			}
 			mf, err := signing.Sign(key, m, product.v, svn.v, *debug)
 			if err != nil {
 				return fmt.Errorf("sign: %w", err)
