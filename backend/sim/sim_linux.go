@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -108,6 +109,17 @@ func LoadImage(path string) (*Image, error) {
 		return nil, fmt.Errorf("%w: %s is built for %v, this machine runs %s", backend.ErrNotEnclave, path, ef.Machine, runtime.GOARCH)
 	}
 	static := isStatic(ef)
+	// An enclave is a Go program built with this module: anything else would only die waiting
+	// for its HELLO, with a message that does not say why.
+	bi, err := buildinfo.Read(mf)
+	if err != nil {
+		mf.Close()
+		return nil, fmt.Errorf("%w: %s is not a Go program (%v)", backend.ErrNotEnclave, path, err)
+	}
+	if !linksModule(bi, modulePath) {
+		mf.Close()
+		return nil, fmt.Errorf("%w: %s is a Go program that does not use %s", backend.ErrNotEnclave, path, modulePath)
+	}
 	return &Image{f: mf, Measurement: m, Size: n, Static: static}, nil
 }
 
@@ -139,6 +151,22 @@ func copyImage(dst, src *os.File) (int64, error) {
 var nativeMachine = map[string]elf.Machine{
 	"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "386": elf.EM_386, "arm": elf.EM_ARM,
 	"riscv64": elf.EM_RISCV, "ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "loong64": elf.EM_LOONGARCH,
+}
+
+// modulePath is the module every enclave is built with.
+const modulePath = "github.com/asylo-go/asylo"
+
+// linksModule reports whether the program bi describes is module mod or depends on it.
+func linksModule(bi *buildinfo.BuildInfo, mod string) bool {
+	if bi.Main.Path == mod {
+		return true
+	}
+	for _, d := range bi.Deps {
+		if d.Path == mod {
+			return true
+		}
+	}
+	return false
 }
 
 // isStatic reports whether ef has no program interpreter.

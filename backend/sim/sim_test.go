@@ -539,18 +539,26 @@ func TestLoadErrors(t *testing.T) {
 	}
 	binary.LittleEndian.PutUint16(img[18:], uint16(other))
 	os.WriteFile(foreign, img, 0o755)
+	goTool, err := exec.LookPath("go") // a Go program that does not use asylo
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		path string
 		want error
+		says string
 	}{
-		{filepath.Join(dir, "missing"), fs.ErrNotExist},
-		{notELF, backend.ErrNotEnclave},
-		{foreign, backend.ErrNotEnclave},
-		{dir, backend.ErrNotEnclave},
-		{testEnclave(t), backend.ErrUnsigned}, // not debug, no manifest
+		{filepath.Join(dir, "missing"), fs.ErrNotExist, ""},
+		{notELF, backend.ErrNotEnclave, "not an ELF executable"},
+		{foreign, backend.ErrNotEnclave, "is built for"},
+		{dir, backend.ErrNotEnclave, "not a regular file"},
+		{"/bin/true", backend.ErrNotEnclave, "is not a Go program"},
+		{goTool, backend.ErrNotEnclave, "is a Go program that does not use github.com/asylo-go/asylo"},
+		{testEnclave(t), backend.ErrUnsigned, ""}, // not debug, no manifest
 	} {
-		if _, err := host.Load(ctx, host.LoadConfig{Path: tc.path}); !errors.Is(err, tc.want) {
-			t.Errorf("Load(%s) = %v, want %v", tc.path, err, tc.want)
+		_, err := host.Load(ctx, host.LoadConfig{Path: tc.path, Debug: tc.want != backend.ErrUnsigned})
+		if !errors.Is(err, tc.want) || !strings.Contains(fmt.Sprint(err), tc.says) {
+			t.Errorf("Load(%s) = %v, want %v saying %q", tc.path, err, tc.want, tc.says)
 		}
 	}
 }
