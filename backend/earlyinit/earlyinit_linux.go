@@ -36,6 +36,12 @@ func init() {
 		try(s.name, err)
 	}
 	r.Seccomp, r.NoNewPrivs = prctl(prGetSeccomp), prctl(prGetNoNewPrivs)
+	// execve of a file, only where the process is under seccomp already: unconfined it would
+	// succeed, and this process would be gone. (Confined, if it succeeded, the load would fail
+	// for want of a HELLO: as loud a failure.)
+	if r.Seccomp == 2 {
+		try("execve /bin/sh", syscall.Exec("/bin/sh", []string{"sh", "-c", "exit 97"}, nil))
+	}
 	Found = r
 }
 

@@ -102,9 +102,9 @@ func (b *Backend) Platform() (*platform.Platform, error) {
 // New returns the sim back-end. Unless told otherwise (Direct, InsecureNoSandbox), it starts
 // preparing the process that will start its enclaves, in the background.
 //
-// That process puts every enclave under seccomp before the enclave's first instruction (the
-// first stage of the policy; the enclave runtime's init function adds the second, Landlock and
-// non-dumpability), which a host cannot do for a child it starts itself with os/exec. Where the sandbox has a user namespace it is a spawner that
+// That process puts every enclave under Landlock and seccomp before the enclave's first
+// instruction (the first stage of the policy; the enclave runtime's init function adds the
+// second, and non-dumpability), which a host cannot do for a child it starts itself with os/exec. Where the sandbox has a user namespace it is a spawner that
 // starts every enclave of the Backend, each in pid, mount, IPC, UTS and cgroup namespaces of its
 // own (sharing the spawner's user and network namespaces); elsewhere it is used up by one load,
 // and the next is prepared after it. A load waits for it while it is being prepared. An enclave

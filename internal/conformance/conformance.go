@@ -476,7 +476,7 @@ func early(t *testing.T, tg Target, e *host.Enclave) {
 	if r.Seccomp != 2 || r.NoNewPrivs != 1 {
 		t.Errorf("before the runtime's initialisation: seccomp mode %d, no_new_privs %d; want 2 and 1", r.Seccomp, r.NoNewPrivs)
 	}
-	if len(r.Attempts) < 3 {
+	if len(r.Attempts) < 4 {
 		t.Errorf("only %d actions tried before the runtime's initialisation", len(r.Attempts))
 	}
 	for action, result := range r.Attempts {

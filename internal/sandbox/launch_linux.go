@@ -71,6 +71,13 @@ func PrepareLaunch() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("sandbox: prctl(PR_SET_NO_NEW_PRIVS, 1): %w", err)
 	}
+	// Landlock now too, not only in the enclave's Restrict: the code an image runs before its
+	// runtime's init (packages Go initialises first) may execve, which Launch must allow for
+	// this process, and Landlock is what keeps that to the memfds it was given (files of the
+	// kernel's internal mounts, which Landlock does not restrict) rather than any file.
+	if err := applyLandlock(&Report{}, false); err != nil {
+		return fmt.Errorf("sandbox: landlock: %w", err)
+	}
 	if err := loadFilter(seccompLaunchFilter, seccompLaunchFilterPidAt, unix.Getpid()); err != nil {
 		return fmt.Errorf("sandbox: seccomp (launch stage): %w", err)
 	}
