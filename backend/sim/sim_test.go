@@ -125,15 +125,21 @@ func TestFirstLoadConfined(t *testing.T) {
 // process was confined before the enclave runtime's initialisation.
 func earlySeccomp(t *testing.T, e *host.Enclave) int {
 	t.Helper()
-	out, err := e.Call(context.Background(), "early", []byte("{}"))
+	return callJSON[earlyinit.Result](t, e, "early", []byte("{}")).Seccomp
+}
+
+// callJSON calls method with in and decodes its JSON answer.
+func callJSON[T any](t *testing.T, e *host.Enclave, method string, in []byte) T {
+	t.Helper()
+	var r T
+	out, err := e.Call(context.Background(), method, in)
+	if err == nil {
+		err = json.Unmarshal(out, &r)
+	}
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", method, err)
 	}
-	var r earlyinit.Result
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r.Seccomp
+	return r
 }
 
 // TestConcurrentLoadsWait: loads at once on a new Backend all wait for a prestarted process,
@@ -1023,14 +1029,7 @@ func fdKinds(t *testing.T, pid int) []string {
 // was allowed.
 func probeRefusesAll(t *testing.T, e *host.Enclave) {
 	t.Helper()
-	out, err := e.Call(context.Background(), "probe", []byte("127.0.0.1:1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r testenclave.ProbeResult
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := callJSON[testenclave.ProbeResult](t, e, "probe", []byte("127.0.0.1:1"))
 	for action, result := range r.Attempts {
 		if result == "" {
 			t.Errorf("sandbox allowed: %s", action)
