@@ -59,7 +59,7 @@ func testEnclave(t testing.TB) string {
 }
 
 // TestConformance runs the suite on the default back-end: one for all loads, whose enclaves its
-// spawner starts, confined from their first instruction.
+// spawner starts, under Landlock and seccomp from their first instruction.
 func TestConformance(t *testing.T) {
 	runConformance(t, true)
 }
