@@ -13,9 +13,9 @@ package earlyinit
 type Result struct {
 	// Attempts maps each forbidden action to the error it got; "" means it succeeded.
 	Attempts map[string]string
-	// Seccomp and NoNewPrivs are prctl(PR_GET_SECCOMP) and prctl(PR_GET_NO_NEW_PRIVS) as the init
-	// function saw them (-1 if unreadable).
-	Seccomp, NoNewPrivs int
+	// Seccomp, NoNewPrivs and Dumpable are prctl(PR_GET_SECCOMP), prctl(PR_GET_NO_NEW_PRIVS) and
+	// prctl(PR_GET_DUMPABLE) as the init function saw them (-1 if unreadable).
+	Seccomp, NoNewPrivs, Dumpable int
 }
 
 // Found is what this package's init function found, or nil outside a sim enclave (it tries

@@ -35,7 +35,7 @@ func init() {
 		}
 		try(s.name, err)
 	}
-	r.Seccomp, r.NoNewPrivs = prctl(prGetSeccomp), prctl(prGetNoNewPrivs)
+	r.Seccomp, r.NoNewPrivs, r.Dumpable = prctl(prGetSeccomp), prctl(prGetNoNewPrivs), prctl(prGetDumpable)
 	// execve of a file, only where the process is under seccomp already: unconfined it would
 	// succeed, and this process would be gone. (Confined, if it succeeded, the load would fail
 	// for want of a HELLO: as loud a failure.)
@@ -47,6 +47,7 @@ func init() {
 
 // prctl options (linux/prctl.h), which package syscall does not name.
 const (
+	prGetDumpable   = 3
 	prGetSeccomp    = 21
 	prGetNoNewPrivs = 39
 )

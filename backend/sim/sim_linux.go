@@ -88,6 +88,14 @@ func LoadImage(path string) (*Image, error) {
 		mf.Close()
 		return nil, fmt.Errorf("sim: sealing enclave image: %w", err)
 	}
+	// Execute-only: a process that executes a file it may not read is not dumpable from its
+	// first instruction (the kernel's would_dump), where exec would otherwise make the enclave
+	// dumpable until its runtime's init clears that again. This process reads the image through
+	// its own descriptor, which was opened read-write.
+	if err := unix.Fchmod(int(mf.Fd()), 0o111); err != nil {
+		mf.Close()
+		return nil, fmt.Errorf("sim: making enclave image execute-only: %w", err)
+	}
 	// Measure the sealed copy, not the file: the file may change, the memfd cannot.
 	m, err := measureFD(mf, n)
 	if err != nil {

@@ -470,11 +470,11 @@ func early(t *testing.T, tg Target, e *host.Enclave) {
 		t.Fatal("backend/earlyinit's init function did not run in the enclave")
 	}
 	if !tg.ConfinedFromStart {
-		t.Logf("before the runtime's initialisation (not confined from the start): seccomp=%d no_new_privs=%d %v", r.Seccomp, r.NoNewPrivs, r.Attempts)
+		t.Logf("before the runtime's initialisation (not confined from the start): seccomp=%d no_new_privs=%d dumpable=%d %v", r.Seccomp, r.NoNewPrivs, r.Dumpable, r.Attempts)
 		return
 	}
-	if r.Seccomp != 2 || r.NoNewPrivs != 1 {
-		t.Errorf("before the runtime's initialisation: seccomp mode %d, no_new_privs %d; want 2 and 1", r.Seccomp, r.NoNewPrivs)
+	if r.Seccomp != 2 || r.NoNewPrivs != 1 || r.Dumpable != 0 {
+		t.Errorf("before the runtime's initialisation: seccomp mode %d, no_new_privs %d, dumpable %d; want 2, 1 and 0", r.Seccomp, r.NoNewPrivs, r.Dumpable)
 	}
 	if len(r.Attempts) < 4 {
 		t.Errorf("only %d actions tried before the runtime's initialisation", len(r.Attempts))

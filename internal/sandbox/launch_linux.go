@@ -107,7 +107,8 @@ func finishLaunch(opts Options, rep *Report) error {
 	if err != nil || mode != 2 || !rep.NoNewPrivs || !rep.CoreLimitZero {
 		return fmt.Errorf("%w: seccomp mode %d, no_new_privs=%v, core limit zero=%v", ErrNotLaunched, mode, rep.NoNewPrivs, rep.CoreLimitZero)
 	}
-	// exec made the process dumpable again.
+	// exec makes a process dumpable again, unless it may not read its image (sim's are
+	// execute-only): set it whatever the image.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("sandbox: prctl(PR_SET_DUMPABLE, 0): %w", err)
 	}
