@@ -82,6 +82,13 @@ func workspace() (root, tmp string, err error) {
 	return root, tmp, err
 }
 
+// buildTest builds package pkg's test binary of the tree at dir into bin.
+func buildTest(dir, pkg, bin string) error {
+	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, pkg)
+	cmd.Dir, cmd.Stderr = dir, os.Stderr
+	return cmd.Run()
+}
+
 func run(base, pkg, bench, benchtime string, n int, verbose bool) error {
 	root, tmp, err := workspace()
 	if err != nil {
@@ -99,9 +106,7 @@ func run(base, pkg, bench, benchtime string, n int, verbose bool) error {
 		{"new", root, filepath.Join(tmp, "new.test")},
 	}
 	for _, t := range trees {
-		cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", t.bin, pkg)
-		cmd.Dir, cmd.Stderr = t.dir, os.Stderr
-		if err := cmd.Run(); err != nil {
+		if err := buildTest(t.dir, pkg, t.bin); err != nil {
 			return fmt.Errorf("building %s's test binary: %w", t.name, err)
 		}
 	}
@@ -173,9 +178,7 @@ func runPair(pkg, a, b, benchtime string, n int, verbose bool) error {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "pkg.test")
-	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, pkg)
-	cmd.Dir, cmd.Stderr = root, os.Stderr
-	if err := cmd.Run(); err != nil {
+	if err := buildTest(root, pkg, bin); err != nil {
 		return fmt.Errorf("building the test binary: %w", err)
 	}
 	// results[metric][side] = values; names[side] = the benchmark each matched
